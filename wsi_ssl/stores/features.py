@@ -1,0 +1,129 @@
+"""Contract 3: the per-slide feature cache (h5).
+
+``<slide_id>.h5`` holds ``features`` [N, D] (float32 or float16) and ``coords`` [N, 2] (int64,
+level-0 x/y of each tile's top-left corner, same order), plus attrs. These are the dataset names
+CLAM and TRIDENT write, so their files open here unchanged and ours open in their tools.
+A file exists under its final name only once complete (written to a temporary name, renamed).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import h5py
+import numpy as np
+
+from wsi_ssl.stores.atomic import PARTIAL_TAG, atomic_output
+
+FEATURES_FORMAT_VERSION = 1
+FEATURE_SUFFIX = ".h5"
+
+
+class FeatureFileError(ValueError):
+    """A feature file that is missing, unreadable or not shaped like Contract 3."""
+
+
+@dataclass
+class FeatureFile:
+    """One slide's tile embeddings and where each tile sits on the slide."""
+
+    slide_id: str
+    features: np.ndarray  # [N, D]
+    coords: np.ndarray  # [N, 2] int64
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.features.shape[0])
+
+    @property
+    def dim(self) -> int:
+        return int(self.features.shape[1])
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return value
+
+
+def read_feature_attrs(path: str | Path) -> dict[str, Any]:
+    with h5py.File(path, "r") as f:
+        return {k: _plain(v) for k, v in f.attrs.items()}
+
+
+def read_features(path: str | Path, *, mmap_coords_only: bool = False) -> FeatureFile:
+    """Open a feature file written by wsi_ssl, CLAM or TRIDENT.
+
+    CLAM's older files store ``features`` as [1, N, D]; the leading singleton is dropped.
+    With ``mmap_coords_only`` the features are not loaded (an empty [0, D] array stands in).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FeatureFileError(f"feature file not found: {path}")
+    try:
+        with h5py.File(path, "r") as f:
+            for name in ("features", "coords"):
+                if name not in f:
+                    raise FeatureFileError(f"{path}: no {name!r} dataset (found: {sorted(f.keys())})")
+            feats_ds = f["features"]
+            shape = feats_ds.shape
+            if len(shape) == 3 and shape[0] == 1:
+                shape = shape[1:]
+            if len(shape) != 2:
+                raise FeatureFileError(f"{path}: 'features' must be [N, D], got shape {feats_ds.shape}")
+            if mmap_coords_only:
+                feats = np.empty((0, shape[1]), dtype=feats_ds.dtype)
+            else:
+                feats = np.asarray(feats_ds[()]).reshape(shape)
+            coords = np.asarray(f["coords"][()])
+            if coords.ndim == 3 and coords.shape[0] == 1:
+                coords = coords[0]
+            attrs = {k: _plain(v) for k, v in f.attrs.items()}
+    except OSError as exc:
+        raise FeatureFileError(f"{path}: not a readable HDF5 file ({exc})") from None
+    if coords.shape != (shape[0], 2):
+        raise FeatureFileError(f"{path}: 'coords' must be [{shape[0]}, 2] to match features, got {coords.shape}")
+    slide_id = str(attrs.get("slide_id", path.stem))
+    return FeatureFile(slide_id=slide_id, features=feats, coords=coords.astype(np.int64), attrs=attrs)
+
+
+def write_features(
+    path: str | Path,
+    features: np.ndarray,
+    coords: np.ndarray,
+    attrs: Mapping[str, Any],
+    dtype: str = "float32",
+) -> Path:
+    """Write one slide's features atomically; ``attrs`` must carry the Contract 3 keys."""
+    if dtype not in ("float32", "float16"):
+        raise ValueError(f"feature dtype must be float32 or float16, got {dtype!r}")
+    features = np.asarray(features)
+    coords = np.asarray(coords, dtype=np.int64)
+    if features.ndim != 2 or coords.shape != (features.shape[0], 2):
+        raise ValueError(f"features {features.shape} and coords {coords.shape} do not match [N, D] / [N, 2]")
+    final = Path(path)
+    with atomic_output(final) as tmp:
+        with h5py.File(tmp, "w") as f:
+            f.create_dataset("features", data=features.astype(dtype), chunks=True if len(features) else None)
+            f.create_dataset("coords", data=coords)
+            for key, value in attrs.items():
+                f.attrs[key] = value if value is not None else ""
+            f.attrs["format_version"] = FEATURES_FORMAT_VERSION
+    return final
+
+
+def iter_feature_files(folder: str | Path) -> Iterator[Path]:
+    """Complete feature files in a folder, sorted by name (temporary partial files skipped)."""
+    for p in sorted(Path(folder).glob(f"*{FEATURE_SUFFIX}")):
+        if not p.name.startswith(".") and PARTIAL_TAG not in p.name:
+            yield p
+
+
+def feature_path(folder: str | Path, slide_id: str) -> Path:
+    return Path(folder) / f"{slide_id}{FEATURE_SUFFIX}"
