@@ -127,3 +127,90 @@ def iter_feature_files(folder: str | Path) -> Iterator[Path]:
 
 def feature_path(folder: str | Path, slide_id: str) -> Path:
     return Path(folder) / f"{slide_id}{FEATURE_SUFFIX}"
+
+
+class FeatureWriter:
+    """Stream one slide's features into a temporary h5, renamed to ``path`` only when complete.
+
+    For slides too large to hold all features in memory: the embedding loop writes each batch
+    as it comes (in order, ``start`` must follow the last write), and ``close()`` checks that
+    every row was written before the rename. ``abort()`` (or an exception inside ``with``)
+    removes the temporary file and leaves any earlier ``path`` untouched.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        coords: np.ndarray,
+        dim: int,
+        attrs: Mapping[str, Any],
+        dtype: str = "float32",
+    ) -> None:
+        if dtype not in ("float32", "float16"):
+            raise ValueError(f"feature dtype must be float32 or float16, got {dtype!r}")
+        coords = np.asarray(coords, dtype=np.int64)
+        if coords.ndim != 2 or coords.shape[1] != 2:
+            raise ValueError(f"coords must be [N, 2], got {coords.shape}")
+        self.path = Path(path)
+        self.n_rows = int(coords.shape[0])
+        self.dim = int(dim)
+        self.dtype = dtype
+        self._written = 0
+        self._ctx = atomic_output(self.path)
+        tmp = self._ctx.__enter__()
+        try:
+            self._file = h5py.File(tmp, "w")
+            chunks = (min(self.n_rows, 256), self.dim) if self.n_rows and self.dim else None
+            self._features = self._file.create_dataset("features", shape=(self.n_rows, self.dim), dtype=dtype, chunks=chunks)
+            self._file.create_dataset("coords", data=coords)
+            for key, value in attrs.items():
+                self._file.attrs[key] = value if value is not None else ""
+            self._file.attrs["format_version"] = FEATURES_FORMAT_VERSION
+        except BaseException as exc:
+            self._ctx.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+
+    @property
+    def rows_written(self) -> int:
+        return self._written
+
+    def write(self, start: int, features: np.ndarray) -> None:
+        """Write rows ``start .. start + len(features)``; rows arrive in order, without gaps."""
+        features = np.asarray(features)
+        if start != self._written:
+            raise ValueError(f"{self.path.name}: rows must be written in order; expected start {self._written}, got {start}")
+        if features.ndim != 2 or features.shape[1] != self.dim:
+            raise ValueError(f"{self.path.name}: expected features [n, {self.dim}], got {features.shape}")
+        stop = start + features.shape[0]
+        if stop > self.n_rows:
+            raise ValueError(f"{self.path.name}: {stop} rows written but the slide has {self.n_rows}")
+        self._features[start:stop] = features.astype(self.dtype, copy=False)
+        self._written = stop
+
+    def close(self) -> Path:
+        """Finish the file and rename it into place; refuses a file with rows missing."""
+        if self._written != self.n_rows:
+            exc = ValueError(f"{self.path.name}: only {self._written} of {self.n_rows} rows were written")
+            self.abort()
+            raise exc
+        self._file.close()
+        self._ctx.__exit__(None, None, None)
+        return self.path
+
+    def abort(self) -> None:
+        """Drop the temporary file; the final path is left as it was."""
+        try:
+            self._file.close()
+        except Exception:
+            pass
+        err = RuntimeError("feature write aborted")
+        self._ctx.__exit__(RuntimeError, err, None)
+
+    def __enter__(self) -> "FeatureWriter":
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
