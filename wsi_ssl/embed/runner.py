@@ -1,0 +1,276 @@
+"""The embedding loop: plan -> rank's slides -> in-order batches -> encoder -> one h5 per slide.
+
+Lightning Fabric sets up the processes (one per GPU, across nodes; a single process on CPU or
+one GPU), so the same loop runs everywhere; each rank takes a disjoint, deterministic set of
+slides (``plan.assign_to_rank``) and no gradients or DDP wrapping are involved. Batches come
+from ``dataset.TileBatches`` in order while workers decode the next ones; features are
+streamed into a temporary h5 per slide and renamed when the slide is complete. A slide that
+fails is reported and dropped; the others go on, and the summary says what failed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+import torch
+
+from wsi_ssl.config import ConfigError, dump_config
+from wsi_ssl.embed.config import EmbedConfig
+from wsi_ssl.embed.dataset import TileBatches, make_loader
+from wsi_ssl.embed.plan import Plan, SlideJob, assign_to_rank, plan_slides
+from wsi_ssl.embed.preprocess import Preprocess
+from wsi_ssl.shard import parse_shard
+from wsi_ssl.stores.encoder_dir import EncoderConfig, load_encoder
+from wsi_ssl.stores.features import FeatureWriter
+
+log = logging.getLogger(__name__)
+_AUTOCAST = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass
+class EmbedSummary:
+    """What one rank did; ``ok`` is False when any slide (on any rank) failed."""
+
+    slides: int = 0
+    tiles: int = 0
+    seconds: float = 0.0
+    skipped: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    failed_all_ranks: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.failed_all_ranks == 0 and not self.failed
+
+    @property
+    def tiles_per_second(self) -> float:
+        return self.tiles / self.seconds if self.seconds > 0 else 0.0
+
+    def line(self) -> str:
+        return (
+            f"embedded {self.slides} slide(s), {self.tiles} tiles in {self.seconds:.1f} s "
+            f"({self.tiles_per_second:.1f} tiles/s); {len(self.skipped)} skipped (complete); {len(self.failed)} failed"
+        )
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(name)
+    except RuntimeError as exc:
+        raise ConfigError(f"device: {exc}") from None
+
+
+def _make_fabric(cfg: EmbedConfig, device: torch.device) -> Any:
+    from lightning.fabric import Fabric
+
+    if device.type == "cuda" and device.index is not None:
+        devices: Any = [device.index]
+    elif device.type == "cuda":
+        devices = cfg.devices
+    else:
+        devices = 1
+    multi = device.type == "cuda" and (cfg.devices > 1 or cfg.num_nodes > 1)
+    return Fabric(
+        accelerator=device.type,
+        devices=devices,
+        num_nodes=cfg.num_nodes,
+        strategy="ddp" if multi else "auto",
+        precision="32-true",  # autocast is applied around the forward only, see _forward
+    )
+
+
+def _cpu_threads(requested: int) -> int:
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return requested or cores
+
+
+def _slide_attrs(job: SlideJob, enc: EncoderConfig, cfg: EmbedConfig) -> dict[str, Any]:
+    return {
+        "slide_id": job.slide_id,
+        "encoder": enc.name or enc.arch,
+        "encoder_arch": enc.arch,
+        "encoder_sha256": enc.sha256,
+        "encoder_mpp": enc.mpp if enc.mpp is not None else "",
+        "input_size": enc.input_size,
+        "mpp": job.mpp,
+        "tile_size": job.tile_size,
+        "n_tiles": job.n_tiles,
+        "precision": cfg.precision,
+        "tile_store": str(job.store),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+class _SlideWriters:
+    """One open writer at a time (slides arrive in order); failures abort only that slide."""
+
+    def __init__(self, jobs: list[SlideJob], enc: EncoderConfig, cfg: EmbedConfig, summary: EmbedSummary) -> None:
+        self.jobs, self.enc, self.cfg, self.summary = jobs, enc, cfg, summary
+        self.current: int | None = None
+        self.writer: FeatureWriter | None = None
+        self.bad: set[int] = set()
+
+    def fail(self, j: int, why: str) -> None:
+        if self.writer is not None and self.current == j:
+            self.writer.abort()
+            self.writer = None
+        self.bad.add(j)
+        self.summary.failed[self.jobs[j].slide_id] = why
+        log.error("slide %s failed: %s", self.jobs[j].slide_id, why)
+
+    def write(self, j: int, start: int, feats: np.ndarray) -> None:
+        if j in self.bad:
+            return
+        if self.current != j:
+            self.finish()
+            self.current = j
+        if self.writer is None:
+            job = self.jobs[j]
+            coords = _store_coords(job)
+            self.writer = FeatureWriter(job.out, coords, feats.shape[1], _slide_attrs(job, self.enc, self.cfg), self.cfg.dtype)
+        try:
+            self.writer.write(start, feats)
+        except (OSError, ValueError) as exc:
+            self.fail(j, f"writing {self.jobs[j].out} failed: {exc}")
+
+    def finish(self) -> None:
+        """Close the current slide's file (renamed into place) if it is still good."""
+        if self.writer is None or self.current is None:
+            return
+        j, writer = self.current, self.writer
+        self.writer = None
+        try:
+            writer.close()
+            self.summary.slides += 1
+        except (OSError, ValueError) as exc:
+            self.fail(j, str(exc))
+
+    def abort(self) -> None:
+        if self.writer is not None:
+            self.writer.abort()
+            self.writer = None
+
+
+def _store_coords(job: SlideJob) -> np.ndarray:
+    from wsi_ssl.stores.tile_store import TileStore
+
+    return TileStore(job.store).coords
+
+
+class _Encoder:
+    """The model on its device, its preprocessing and its autocast, called on one batch."""
+
+    def __init__(self, model: torch.nn.Module, device: torch.device, pre: Preprocess | None, precision: str) -> None:
+        self.model, self.device, self.pre = model, device, pre
+        self.autocast_dtype = _AUTOCAST[precision]
+
+    def __call__(self, tiles: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            x = tiles.to(self.device, non_blocking=True)
+            if self.pre is not None:  # preprocessing on the device (GPU runs)
+                x = self.pre(x)
+            if self.autocast_dtype is None:
+                y = self.model(x)
+            else:
+                with torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype):
+                    y = self.model(x)
+            if y.ndim != 2:
+                raise ValueError(f"the encoder returned {tuple(y.shape)}, expected pooled features [B, D]")
+            return y.float()
+
+
+def run_embed(cfg: EmbedConfig) -> EmbedSummary:
+    """Embed every slide of this job's shard (and this rank's share of it); see module doc."""
+    tiles_dir, encoder_spec, out_dir = cfg.require_paths()
+    device = resolve_device(cfg.device)
+    if device.type == "cpu" and cfg.precision == "fp16":
+        raise ConfigError("precision: fp16 autocast is for GPUs; this run is on the CPU, use bf16 or fp32")
+    try:
+        shard = parse_shard(cfg.shard)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    fabric = _make_fabric(cfg, device)
+    fabric.launch()
+    device = fabric.device if device.type == "cuda" else device
+    if device.type == "cpu":
+        torch.set_num_threads(_cpu_threads(cfg.threads))
+
+    model, enc = load_encoder(encoder_spec, cfg.encoder_weights)
+    plan: Plan = plan_slides(
+        tiles_dir, out_dir, encoder_mpp=enc.mpp, encoder_sha256=enc.sha256,
+        mpp_tolerance=cfg.mpp_tolerance, shard=shard,
+    )
+    rank, world = fabric.global_rank, fabric.world_size
+    jobs = assign_to_rank(plan.todo, rank, world)
+    summary = EmbedSummary(skipped=plan.skipped if rank == 0 else [], failed=dict(plan.failed) if rank == 0 else {})
+    for slide_id, why in summary.failed.items():
+        log.error("slide %s refused: %s", slide_id, why)
+    if rank == 0:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        dump_config(cfg, out_dir / "embed_config.yaml")
+
+    model = model.to(device).eval()
+    if cfg.compile:
+        model = torch.compile(model)  # type: ignore[assignment]
+    pre = Preprocess.from_encoder_config(enc)
+    in_workers = cfg.preprocess_on == "worker" or (cfg.preprocess_on == "auto" and device.type == "cpu")
+    encode = _Encoder(model, device, None if in_workers else pre, cfg.precision)
+    _embed_jobs(jobs, encode, pre if in_workers else None, enc, cfg, device, summary, rank)
+
+    summary.failed_all_ranks = len(summary.failed)
+    if world > 1:
+        total = fabric.all_reduce(torch.tensor(len(summary.failed), device=device), reduce_op="sum")
+        summary.failed_all_ranks = int(total.item())
+    return summary
+
+
+def _embed_jobs(
+    jobs: list[SlideJob], encode: _Encoder, worker_pre: Preprocess | None, enc: EncoderConfig,
+    cfg: EmbedConfig, device: torch.device, summary: EmbedSummary, rank: int,
+) -> None:
+    from tqdm.auto import tqdm
+
+    writers = _SlideWriters(jobs, enc, cfg, summary)
+    for j, job in enumerate(jobs):  # empty slides get an empty file: no batch will come for them
+        if job.n_tiles == 0:
+            writers.write(j, 0, np.empty((0, int(enc.embed_dim)), dtype=np.float32))
+    dataset = TileBatches(jobs, cfg.batch_size, worker_pre)
+    loader = make_loader(dataset, cfg.workers, cfg.prefetch_factor, pin_memory=device.type == "cuda")
+    total = sum(j.n_tiles for j in jobs)
+    bar = tqdm(
+        total=total, unit="tile", dynamic_ncols=True, mininterval=1.0,
+        disable=not cfg.progress or rank != 0 or total == 0, desc=f"embed {enc.name or enc.arch}",
+    )
+    t0 = time.perf_counter()
+    try:
+        for item in loader:
+            j, start = int(item["job"]), int(item["start"])
+            if j in writers.bad:
+                continue
+            if item["error"]:
+                writers.fail(j, item["error"])
+                continue
+            try:
+                feats = encode(item["tiles"]).cpu().numpy()
+            except (RuntimeError, ValueError) as exc:
+                writers.fail(j, f"forward failed on tiles {start}+: {exc}")
+                continue
+            writers.write(j, start, feats)
+            summary.tiles += len(feats)
+            bar.update(len(feats))
+        writers.finish()
+    finally:
+        writers.abort()
+        bar.close()
+    summary.seconds = time.perf_counter() - t0
