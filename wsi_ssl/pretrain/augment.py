@@ -1,0 +1,159 @@
+"""Batched pathology augmentations on float images in [0, 1], shape [B, 3, H, W].
+
+Every transform draws its randomness per sample and works on whole batches with tensor ops, so
+they run on the GPU next to the model instead of image by image in DataLoader workers.
+
+- flips in both axes and 90-degree rotations (tissue has no up or left),
+- HED stain jitter: convert to haematoxylin/eosin/DAB optical density (Ruifrok & Johnston),
+  scale and shift each stain, convert back; it mimics staining variation between labs,
+- mild colour jitter (brightness, contrast, saturation, hue),
+- Gaussian blur (focus variation of scanners).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from wsi_ssl.pretrain.config import AugmentConfig
+
+# skimage.color.rgb_from_hed: rows are the H, E and DAB stain vectors in RGB optical density.
+RGB_FROM_HED = torch.tensor(
+    [[0.65, 0.70, 0.29], [0.07, 0.99, 0.11], [0.27, 0.57, 0.78]], dtype=torch.float64
+)
+HED_FROM_RGB = torch.linalg.inv(RGB_FROM_HED)
+_LOG_ADJUST = math.log(1e-6)  # skimage's floor for optical density
+
+
+def _rand(b: int, like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    return torch.rand(b, generator=generator, device=like.device, dtype=torch.float32)
+
+
+def flip_rotate(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Random horizontal/vertical flip and rotation by k*90 degrees, per sample (square images)."""
+    b = x.shape[0]
+    hflip = _rand(b, x, generator) < 0.5
+    vflip = _rand(b, x, generator) < 0.5
+    x = torch.where(hflip[:, None, None, None], x.flip(-1), x)
+    x = torch.where(vflip[:, None, None, None], x.flip(-2), x)
+    if x.shape[-1] == x.shape[-2]:
+        rot = _rand(b, x, generator) < 0.5  # with both flips, one transpose reaches all 8 symmetries
+        x = torch.where(rot[:, None, None, None], x.transpose(-1, -2), x)
+    return x
+
+
+def rgb_to_hed(x: torch.Tensor) -> torch.Tensor:
+    """[B, 3, H, W] RGB in [0, 1] to stain concentrations (as skimage.color.rgb2hed)."""
+    m = HED_FROM_RGB.to(device=x.device, dtype=x.dtype)
+    od = torch.log(x.clamp_min(1e-6)) / _LOG_ADJUST
+    return torch.einsum("bchw,cd->bdhw", od, m).clamp_min(0)
+
+
+def hed_to_rgb(h: torch.Tensor) -> torch.Tensor:
+    """Inverse of :func:`rgb_to_hed` (as skimage.color.hed2rgb), clipped to [0, 1]."""
+    m = RGB_FROM_HED.to(device=h.device, dtype=h.dtype)
+    od = torch.einsum("bdhw,dc->bchw", h * _LOG_ADJUST, m)
+    return torch.exp(od).clamp(0, 1)
+
+
+def hed_jitter(
+    x: torch.Tensor, sigma: float, bias: float, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Scale each stain by 1 + N(0, sigma) and shift it by N(0, bias), per sample.
+
+    With ``sigma == bias == 0`` this returns ``x`` unchanged (not a round trip through HED space,
+    which would clip background and lose precision).
+    """
+    if sigma == 0 and bias == 0:
+        return x
+    b = x.shape[0]
+    alpha = 1 + sigma * torch.randn(b, 3, 1, 1, generator=generator, device=x.device, dtype=x.dtype)
+    beta = bias * torch.randn(b, 3, 1, 1, generator=generator, device=x.device, dtype=x.dtype)
+    return hed_to_rgb(rgb_to_hed(x) * alpha + beta)
+
+
+def _gray(x: torch.Tensor) -> torch.Tensor:
+    return (0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3])
+
+
+def _rotate_hue(x: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
+    """Hue rotation as a rotation about the grey axis in RGB (a linear, batched approximation)."""
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    k = 1.0 / 3.0
+    sq = math.sqrt(k)
+    rows = []
+    for i in range(3):
+        row = []
+        for j in range(3):
+            base = cos * (1.0 if i == j else 0.0) + k * (1 - cos)
+            if i == j:
+                term = base
+            else:
+                sign = 1.0 if (j - i) % 3 == 2 else -1.0
+                term = base + sign * sq * sin
+            row.append(term)
+        rows.append(torch.stack(row, -1))
+    mat = torch.stack(rows, -2)  # [B, 3, 3]
+    return torch.einsum("bij,bjhw->bihw", mat, x)
+
+
+def color_jitter(x: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Mild brightness, contrast, saturation and hue changes, applied to a ``cfg.color_p`` share."""
+    b = x.shape[0]
+    apply = (_rand(b, x, generator) < cfg.color_p)[:, None, None, None]
+
+    def factor(strength: float) -> torch.Tensor:
+        return (1 + strength * (2 * _rand(b, x, generator) - 1))[:, None, None, None].to(x.dtype)
+
+    y = x * factor(cfg.brightness)
+    mean = _gray(y).mean(dim=(-1, -2), keepdim=True)
+    y = (y - mean) * factor(cfg.contrast) + mean
+    g = _gray(y)
+    y = (y - g) * factor(cfg.saturation) + g
+    if cfg.hue > 0:
+        angle = (cfg.hue * 2 * math.pi * (2 * _rand(b, x, generator) - 1)).to(x.dtype)
+        y = _rotate_hue(y, angle)
+    return torch.where(apply, y.clamp(0, 1), x)
+
+
+def gaussian_blur(
+    x: torch.Tensor, p: float, sigma_range: tuple[float, float], generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Separable Gaussian blur with a per-sample sigma, applied to a ``p`` share of the batch."""
+    if p <= 0:
+        return x
+    b, c, h, w = x.shape
+    lo, hi = sigma_range
+    sigma = lo + (hi - lo) * _rand(b, x, generator)
+    radius = max(1, min(int(math.ceil(3 * hi)), (min(h, w) - 1) // 2))
+    offsets = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype)
+    kernel = torch.exp(-(offsets[None] ** 2) / (2 * sigma[:, None].to(x.dtype) ** 2))
+    kernel = kernel / kernel.sum(-1, keepdim=True)  # [B, K]
+    k = kernel.shape[-1]
+    # Grouped convolution: one group per (sample, channel), so each sample uses its own kernel.
+    flat = x.reshape(1, b * c, h, w)
+    kx = kernel.repeat_interleave(c, 0).view(b * c, 1, 1, k)
+    ky = kernel.repeat_interleave(c, 0).view(b * c, 1, k, 1)
+    y = F.conv2d(F.pad(flat, (radius, radius, 0, 0), mode="reflect"), kx, groups=b * c)
+    y = F.conv2d(F.pad(y, (0, 0, radius, radius), mode="reflect"), ky, groups=b * c)
+    y = y.view(b, c, h, w)
+    apply = (_rand(b, x, generator) < p)[:, None, None, None]
+    return torch.where(apply, y, x)
+
+
+def augment(x: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator | None = None) -> torch.Tensor:
+    """The full pathology augmentation of one batch of views (values stay in [0, 1])."""
+    if cfg.flips:
+        x = flip_rotate(x, generator)
+    x = hed_jitter(x, cfg.hed_sigma, cfg.hed_bias, generator)
+    x = color_jitter(x, cfg, generator)
+    x = gaussian_blur(x, cfg.blur_p, cfg.blur_sigma, generator)
+    return x
+
+
+def normalize(x: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
+    m = torch.tensor(mean, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
+    s = torch.tensor(std, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
+    return (x - m) / s

@@ -1,0 +1,200 @@
+"""Label-free monitoring: RankMe on a fixed held-out sample, and kNN accuracy where labels exist.
+
+RankMe (Garrido et al. 2023) is the effective rank of an embedding matrix: exp of the entropy of
+its normalised singular values. A collapsing SSL run shows it falling; a learning run shows it
+rising. kNN accuracy (cosine similarity, temperature-weighted votes as in DINO's evaluation) is
+computed on a labelled tile set: a folder of class sub-folders, a CSV (path,label), or the known
+tissue classes of tiles from the generated cohort.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+log = logging.getLogger(__name__)
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+
+
+def rankme(embeddings: torch.Tensor, eps: float = 1e-7) -> float:
+    """exp(entropy of p), p_k = sigma_k / sum(sigma) + eps, over the singular values of [N, D]."""
+    s = torch.linalg.svdvals(embeddings.double())
+    p = s / s.sum() + eps
+    return float(torch.exp(-(p * torch.log(p)).sum()))
+
+
+def knn_accuracy(train: torch.Tensor, train_y: torch.Tensor, test: torch.Tensor, test_y: torch.Tensor,
+                 k: int = 20, temperature: float = 0.07) -> float:
+    """Weighted kNN (cosine, exp(sim / T) votes) accuracy of ``test`` against ``train``."""
+    train = F.normalize(train.float(), dim=-1)
+    test = F.normalize(test.float(), dim=-1)
+    k = min(k, train.shape[0])
+    n_classes = int(max(train_y.max(), test_y.max())) + 1
+    sim, idx = (test @ train.t()).topk(k, dim=1)
+    votes = torch.zeros(test.shape[0], n_classes)
+    votes.scatter_add_(1, train_y[idx], torch.exp(sim / temperature))
+    return float((votes.argmax(1) == test_y).float().mean())
+
+
+@dataclass
+class LabelledTiles:
+    """Images uint8 [N, 3, T, T], integer labels, class names and a group per tile (slide) for splits."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    classes: list[str]
+    groups: np.ndarray
+
+    def split(self, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """Train/test positions: by group (slide) when there are several, else at random."""
+        rng = np.random.default_rng(seed)
+        uniq = np.unique(self.groups)
+        if len(uniq) >= 3:
+            test_groups = rng.permutation(uniq)[: max(1, int(round(len(uniq) * test_fraction)))]
+            test = np.isin(self.groups, test_groups)
+        else:
+            test = rng.random(len(self.groups)) < test_fraction
+        return np.nonzero(~test)[0], np.nonzero(test)[0]
+
+
+def _read_image(path: Path, size: int) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        im = im.convert("RGB")
+        if im.size != (size, size):
+            im = im.resize((size, size), Image.BILINEAR)
+        return np.asarray(im, dtype=np.uint8)
+
+
+def load_labelled_images(source: str | Path, size: int, max_tiles: int, seed: int = 0) -> LabelledTiles:
+    """Images from a folder of class sub-folders or a CSV with ``path,label`` columns (relative to it)."""
+    src = Path(source)
+    items: list[tuple[Path, str]] = []
+    if src.is_dir():
+        for cls_dir in sorted(p for p in src.iterdir() if p.is_dir()):
+            items += [(f, cls_dir.name) for f in sorted(cls_dir.iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES]
+    elif src.is_file() and src.suffix.lower() == ".csv":
+        with open(src, newline="") as f:
+            reader = csv.DictReader(f)
+            if not reader.fieldnames or not {"path", "label"} <= set(reader.fieldnames):
+                raise ValueError(f"monitor.knn.labels: {src} needs 'path' and 'label' columns, has {reader.fieldnames}")
+            items = [((src.parent / row["path"]), row["label"]) for row in reader]
+    else:
+        raise ValueError(f"monitor.knn.labels: {src} is neither a folder of class sub-folders nor a .csv file")
+    if len(items) < 2:
+        raise ValueError(f"monitor.knn.labels: {src} has fewer than 2 labelled images")
+    if len(items) > max_tiles:
+        keep = np.random.default_rng(seed).choice(len(items), max_tiles, replace=False)
+        items = [items[i] for i in sorted(keep)]
+    classes = sorted({lab for _, lab in items})
+    images = np.stack([_read_image(p, size) for p, _ in items])
+    labels = torch.tensor([classes.index(lab) for _, lab in items])
+    return LabelledTiles(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), labels, classes,
+                         np.arange(len(items)))
+
+
+def synthetic_tile_labels(store: Any, tile_idx: np.ndarray) -> np.ndarray | None:
+    """Known tissue classes of tiles of a store cut from the generated cohort, else None."""
+    try:
+        from wsi_ssl import synthetic
+    except ImportError:
+        return None
+    truth_path_for = getattr(synthetic, "truth_path_for", None)
+    tile_labels = getattr(synthetic, "tile_labels", None)
+    attrs = store.attrs
+    source = attrs.get("source_path")
+    if not source or truth_path_for is None or tile_labels is None:
+        return None
+    truth = truth_path_for(Path(source))
+    if truth is None or not Path(truth).exists():
+        return None
+    extent = float(attrs["tile_size"]) * float(attrs["mpp"]) / float(attrs["slide_mpp"])
+    labels = tile_labels(truth, store.coords[tile_idx], extent)
+    return np.asarray(labels, dtype=np.int64)
+
+
+class Embedder:
+    """Embeds uint8 tiles with a backbone at the training resolution, in evaluation mode."""
+
+    def __init__(self, size: int, mean: tuple[float, ...], std: tuple[float, ...], batch_size: int = 128) -> None:
+        self.size, self.mean, self.std, self.batch_size = size, mean, std, batch_size
+
+    @torch.no_grad()
+    def __call__(self, backbone: nn.Module, images: torch.Tensor, device: torch.device) -> torch.Tensor:
+        from wsi_ssl.pretrain.augment import normalize
+
+        was_training = backbone.training
+        backbone.eval()
+        out = []
+        for i in range(0, len(images), self.batch_size):
+            x = images[i : i + self.batch_size].to(device).float() / 255.0
+            if x.shape[-1] != self.size:
+                x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", antialias=True, align_corners=False)
+            out.append(backbone(normalize(x, self.mean, self.std)).float().cpu())
+        backbone.train(was_training)
+        return torch.cat(out)
+
+
+class MonitorCallback(L.Callback):
+    """Logs RankMe (teacher and student) and kNN accuracy at step 0, every N steps and at the end."""
+
+    def __init__(self, holdout: torch.Tensor, embedder: Embedder, every: int,
+                 knn_sets: dict[str, LabelledTiles] | None = None, k: int = 20, test_fraction: float = 0.3,
+                 seed: int = 0) -> None:
+        self.holdout = holdout
+        self.embedder = embedder
+        self.every = every
+        self.knn_sets = knn_sets or {}
+        self.k, self.test_fraction, self.seed = k, test_fraction, seed
+        self.history: list[dict[str, float]] = []
+        self._last_step = -1
+
+    def measure(self, module: Any) -> dict[str, float]:
+        """All monitor metrics for the module's backbones now (no logging)."""
+        device = module.device
+        nets: dict[str, Callable[..., Any]] = {"student": module.student}
+        if getattr(module, "teacher", None) is not None:
+            nets["teacher"] = module.teacher
+        metrics: dict[str, float] = {}
+        for name, net in nets.items():
+            if len(self.holdout) >= 2:
+                metrics[f"monitor/rankme_{name}"] = rankme(self.embedder(net, self.holdout, device))
+            for set_name, data in self.knn_sets.items():
+                emb = self.embedder(net, data.images, device)
+                tr, te = data.split(self.test_fraction, self.seed)
+                if len(tr) and len(te):
+                    metrics[f"monitor/knn_{set_name}_{name}"] = knn_accuracy(emb[tr], data.labels[tr], emb[te], data.labels[te], self.k)
+        return metrics
+
+    def _run(self, trainer: L.Trainer, module: Any) -> None:
+        step = int(trainer.global_step)
+        if step == self._last_step:
+            return
+        self._last_step = step
+        metrics = self.measure(module)  # every rank computes (sharded models need all ranks)
+        if trainer.is_global_zero:
+            self.history.append({"step": float(step), **metrics})
+            for logger in trainer.loggers:
+                logger.log_metrics(metrics, step=step)
+            log.info("step %d: %s", step, ", ".join(f"{k.split('/')[-1]}={v:.4g}" for k, v in metrics.items()))
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._run(trainer, pl_module)
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        if trainer.global_step % self.every == 0:
+            self._run(trainer, pl_module)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._run(trainer, pl_module)

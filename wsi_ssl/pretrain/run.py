@@ -1,0 +1,160 @@
+"""One pretraining run: tile stores in, a run directory out.
+
+RUN_DIR/
+  config.yaml              the resolved config (what this run did)
+  checkpoints/last.ckpt    the latest checkpoint (plus step-NNNNNNN.ckpt every ckpt_every steps)
+  logs/vK/metrics.csv      CSV metrics, one segment per (re)start
+  tb/vK/                   TensorBoard event files
+  curves.png               loss, LR, momentum, RankMe, kNN against step
+  summary.json             steps, seconds, first and last monitor values
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from wsi_ssl.config import dump_config
+from wsi_ssl.pretrain.config import PretrainConfig
+
+log = logging.getLogger(__name__)
+
+
+class RunDirError(ValueError):
+    """A run directory that cannot be started or resumed as asked."""
+
+
+def resolve_precision(cfg: PretrainConfig, gpu: bool) -> str:
+    if cfg.trainer.precision != "auto":
+        return "32-true" if cfg.trainer.precision == "32" else cfg.trainer.precision
+    return "bf16-mixed" if gpu else "32-true"
+
+
+def _strategy(cfg: PretrainConfig) -> Any:
+    if cfg.trainer.strategy != "fsdp":
+        return cfg.trainer.strategy
+    from lightning.pytorch.strategies import FSDPStrategy
+    from timm.models.vision_transformer import Block
+
+    # One FSDP unit per transformer block: student and teacher are sharded alike, so the EMA
+    # update works on matching local shards.
+    return FSDPStrategy(auto_wrap_policy={Block}, sharding_strategy="FULL_SHARD")
+
+
+def _knn_sets(cfg: PretrainConfig, index: Any, holdout_pos: Any, holdout_images: Any) -> dict[str, Any]:
+    import numpy as np
+    import torch
+
+    from wsi_ssl.pretrain.monitor import LabelledTiles, load_labelled_images, synthetic_tile_labels
+    from wsi_ssl.stores.tile_store import TileStore
+
+    sets: dict[str, Any] = {}
+    k = cfg.monitor.knn
+    if k.labels:
+        sets["labels"] = load_labelled_images(k.labels, index.tile_size, k.max_tiles, cfg.data.seed)
+    if k.synthetic and len(holdout_pos):
+        labels = np.full(len(holdout_pos), -1, dtype=np.int64)
+        st, ti = index.store_idx[holdout_pos], index.tile_idx[holdout_pos]
+        for s in np.unique(st):
+            sel = np.nonzero(st == s)[0]
+            got = synthetic_tile_labels(TileStore(index.paths[int(s)]), ti[sel])
+            if got is not None:
+                labels[sel] = got
+        ok = labels >= 0
+        if ok.sum() >= 10 and len(np.unique(labels[ok])) >= 2:
+            try:
+                from wsi_ssl.synthetic import CLASS_NAMES
+
+                names = list(CLASS_NAMES)
+            except ImportError:
+                names = [str(i) for i in range(int(labels.max()) + 1)]
+            sets["cohort"] = LabelledTiles(holdout_images[torch.from_numpy(ok)], torch.from_numpy(labels[ok]), names, st[ok])
+            log.info("kNN on %d held-out cohort tiles with known classes (%s)", int(ok.sum()),
+                     ", ".join(f"{names[c]}={int((labels == c).sum())}" for c in np.unique(labels[ok])))
+    return sets
+
+
+def _segment(run_dir: Path) -> str:
+    logs = run_dir / "logs"
+    n = len([p for p in logs.iterdir() if p.is_dir()]) if logs.is_dir() else 0
+    return f"v{n}"
+
+
+def run_pretrain(cfg: PretrainConfig, tiles: Sequence[str], out: str | Path, resume: bool = False) -> Path:
+    """Train as configured; returns the run dir. Raises NonFiniteLossError if the loss diverges."""
+    import lightning as L
+    import torch
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    from wsi_ssl.pretrain.data import PretrainDataModule, TileDataset, TileIndex, resolve_stores
+    from wsi_ssl.pretrain.export import CHECKPOINT_DIR, LAST_CHECKPOINT
+    from wsi_ssl.pretrain.module import PretrainModule
+    from wsi_ssl.pretrain.monitor import Embedder, MonitorCallback
+    from wsi_ssl.pretrain.plots import plot_curves
+
+    run_dir = Path(out)
+    ckpt_dir = run_dir / CHECKPOINT_DIR
+    last = ckpt_dir / LAST_CHECKPOINT
+    if resume and not last.is_file():
+        raise RunDirError(f"--resume: no checkpoint at {last}; start the run without --resume")
+    if not resume and ckpt_dir.is_dir() and any(ckpt_dir.glob("*.ckpt")):
+        raise RunDirError(f"{run_dir} already has checkpoints; pass --resume to continue it or choose another --out")
+    if cfg.trainer.threads:
+        torch.set_num_threads(cfg.trainer.threads)
+    L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
+    tile_inputs = list(tiles) or cfg.data.tiles
+    if not tile_inputs:
+        raise RunDirError("no tile stores: pass --tiles DIR... or set data.tiles in the config")
+    index = TileIndex.build(resolve_stores(tile_inputs), cfg.data.min_tissue)
+    train_pos, holdout_pos = index.split_holdout(cfg.data.holdout_tiles, cfg.data.seed)
+    log.info("%d tiles in %d stores (tile %d px, mpp %s): %d to train, %d held out", len(index), len(index.paths),
+             index.tile_size, index.mpp, len(train_pos), len(holdout_pos))
+    holdout_images = TileDataset(index, holdout_pos).load_all() if len(holdout_pos) else torch.empty(0)
+    knn_sets = _knn_sets(cfg, index, holdout_pos, holdout_images)
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    dump_config(cfg, run_dir / "config.yaml")
+    gpu = torch.cuda.is_available() and cfg.trainer.accelerator != "cpu"
+    module = PretrainModule(cfg.model_dump(mode="json"), tile_mpp=index.mpp)
+    data = PretrainDataModule(TileDataset(index, train_pos), cfg.data.batch_size, cfg.data.num_workers, cfg.data.seed)
+    monitor = MonitorCallback(holdout_images, Embedder(cfg.crops.global_size, cfg.augment.mean, cfg.augment.std),
+                              cfg.trainer.val_every, knn_sets, cfg.monitor.knn.k, cfg.monitor.knn.test_fraction, cfg.data.seed)
+    segment = _segment(run_dir)
+    checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="step-{step:07d}", every_n_train_steps=cfg.trainer.ckpt_every,
+                                 save_top_k=1, save_last=True, auto_insert_metric_name=False)
+    t = cfg.trainer
+    trainer = L.Trainer(
+        max_steps=t.max_steps, max_epochs=-1,
+        max_time={"minutes": t.max_minutes} if t.max_minutes else None,
+        accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes, strategy=_strategy(cfg),
+        precision=resolve_precision(cfg, gpu),  # type: ignore[arg-type]
+        gradient_clip_val=cfg.optim.grad_clip or None, log_every_n_steps=t.log_every,
+        logger=[CSVLogger(run_dir, name="logs", version=segment), TensorBoardLogger(run_dir, name="tb", version=segment)],
+        callbacks=[checkpoint, monitor], use_distributed_sampler=False,
+        limit_val_batches=0, num_sanity_val_steps=0, enable_model_summary=False,
+        enable_progress_bar=True,
+    )
+    if t.compile and gpu:
+        module.student = torch.compile(module.student)  # type: ignore[assignment]
+    started = time.time()
+    trainer.fit(module, datamodule=data, ckpt_path=str(last) if resume else None)
+    trainer.save_checkpoint(str(last))  # last.ckpt is always the final state, whatever N divides
+    seconds = time.time() - started
+    if trainer.is_global_zero:
+        curves = plot_curves(run_dir)
+        summary = {
+            "method": cfg.method, "steps": int(trainer.global_step), "seconds": round(seconds, 1),
+            "tiles_train": int(len(train_pos)), "tiles_holdout": int(len(holdout_pos)), "mpp": index.mpp,
+            "monitor_first": monitor.history[0] if monitor.history else {},
+            "monitor_last": monitor.history[-1] if monitor.history else {},
+            "curves": str(curves) if curves else None,
+        }
+        (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        first, lastm = summary["monitor_first"], summary["monitor_last"]
+        changes = ", ".join(f"{k.split('/')[-1]} {first[k]:.3g}->{lastm[k]:.3g}" for k in lastm if k in first and k != "step")
+        log.info("pretrain done: %s, %d steps in %.0f s; %s; run dir %s", cfg.method, trainer.global_step, seconds, changes, run_dir)
+    return run_dir
