@@ -1,0 +1,237 @@
+"""A generated demo cohort: slides, a slide table, and outcomes planted in the tissue.
+
+Rules (per patient; all of a patient's slides share them):
+
+1. Tumour fraction ``tf`` (tumour share of tissue area) is spread evenly over
+   [TF_LOW, TF_HIGH] (stratified: one draw per equal-width bin, shuffled), so even a
+   24-slide cohort spans the range. Each slide jitters it by N(0, 0.02).
+2. Biomarker ``b`` ~ Bernoulli(sigmoid((tf - 0.30) / 0.05)): rises steeply with tumour fraction.
+3. The biomarker is written into tumour morphology: ``b = 1`` slides have *high-grade* tumour
+   (solid sheets of large, dark, pleomorphic nuclei with nucleoli), ``b = 0`` slides
+   *low-grade* tumour (small pale regular nuclei lining round gland lumens). Every tumour tile
+   therefore carries the label; tumour fraction carries it too, through rule 2.
+4. Survival: event time T ~ Exponential(rate = exp(eta) / 60 months) with log-hazard
+   ``eta = 10 * (tf - 0.325) + 1.0 * b``; censoring C ~ Exponential(mean 170 months) capped at
+   240 months (end of follow-up), independent of everything; ``time = min(T, C)``,
+   ``event = T <= C`` (about 30% censored). The oracle C-index of ``tf`` alone is ~0.84.
+5. TIL score: lymphocyte aggregates take a share ``lf`` ~ U(0.05, 0.45) of the non-tumour,
+   non-fat tissue, and lymphocytes infiltrate the stroma with density rising with ``lf``;
+   ``til_score = 100 * lymphocyte area / (lymphocyte + stroma area)`` measured on the slide's
+   class map, plus N(0, 2) reading noise, clipped to [0, 100].
+6. Per slide, independently: stain (H/E vectors, strengths, glass tint), fat share
+   U(0.05, 0.15), tissue shape, pen marks (probability 0.25) and an edge artefact (0.25).
+
+Everything derives from ``seed``: the same seed gives a byte-identical CSV and identical pixels.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from wsi_ssl.synthetic.slide_writer import write_slide
+
+TF_LOW, TF_HIGH = 0.05, 0.60
+BIOMARKER_MIDPOINT, BIOMARKER_WIDTH = 0.30, 0.05
+HAZARD_TF, HAZARD_TF_CENTRE, HAZARD_BIOMARKER, BASE_MONTHS = 10.0, 0.325, 1.0, 60.0
+CENSOR_MEAN_MONTHS, FOLLOW_UP_MONTHS = 170.0, 240.0
+PEN_PROBABILITY, EDGE_PROBABILITY = 0.25, 0.25
+CSV_COLUMNS = (
+    "slide_id",
+    "patient_id",
+    "path",
+    "biomarker",
+    "tumor_fraction",
+    "til_score",
+    "time",
+    "event",
+    "mpp",
+)
+
+
+@dataclass(frozen=True)
+class SlidePlan:
+    """Everything needed to write one slide of the cohort (a picklable job)."""
+
+    slide_id: str
+    patient_id: str
+    path: str
+    seed: int
+    tumor_fraction: float
+    high_grade: bool
+    lymph_fraction: float
+    pen_marks: bool
+    edge_artifacts: bool
+    width: int
+    height: int
+    mpp: float
+    levels: int
+    jpeg_quality: int
+    compression: str
+
+
+@dataclass(frozen=True)
+class PatientOutcome:
+    biomarker: int
+    time: float
+    event: int
+
+
+def _sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+def plan_cohort(
+    out_dir: Path,
+    n_slides: int,
+    *,
+    seed: int,
+    width: int,
+    height: int,
+    mpp: float,
+    levels: int,
+    slides_per_patient: int,
+    jpeg_quality: int,
+    compression: str,
+) -> tuple[list[SlidePlan], dict[str, PatientOutcome], np.random.Generator]:
+    """Draw every patient's and slide's parameters (rules 1-6) without rendering anything."""
+    if n_slides < 1:
+        raise ValueError(f"n_slides must be >= 1, got {n_slides}")
+    if slides_per_patient < 1:
+        raise ValueError(f"slides_per_patient must be >= 1, got {slides_per_patient}")
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 20240611]))
+    n_patients = -(-n_slides // slides_per_patient)
+    bins = rng.permutation(n_patients)
+    tf_patient = TF_LOW + (TF_HIGH - TF_LOW) * (bins + rng.random(n_patients)) / n_patients
+    plans: list[SlidePlan] = []
+    outcomes: dict[str, PatientOutcome] = {}
+    width_digits = max(3, len(str(n_slides - 1)))
+    for p in range(n_patients):
+        patient_id = f"P{p:0{width_digits}d}"
+        tf = float(tf_patient[p])
+        biomarker = int(rng.random() < _sigmoid((tf - BIOMARKER_MIDPOINT) / BIOMARKER_WIDTH))
+        eta = HAZARD_TF * (tf - HAZARD_TF_CENTRE) + HAZARD_BIOMARKER * biomarker
+        event_time = rng.exponential(BASE_MONTHS / math.exp(eta))
+        censor_time = min(rng.exponential(CENSOR_MEAN_MONTHS), FOLLOW_UP_MONTHS)
+        outcomes[patient_id] = PatientOutcome(
+            biomarker=biomarker,
+            time=round(float(min(event_time, censor_time)), 3),
+            event=int(event_time <= censor_time),
+        )
+        lymph_fraction = float(rng.uniform(0.05, 0.45))
+        for k in range(slides_per_patient):
+            index = p * slides_per_patient + k
+            if index >= n_slides:
+                break
+            slide_id = f"slide_{index:0{width_digits}d}"
+            plans.append(
+                SlidePlan(
+                    slide_id=slide_id,
+                    patient_id=patient_id,
+                    path=str(out_dir / "slides" / f"{slide_id}.tiff"),
+                    seed=int(rng.integers(2**31)),
+                    tumor_fraction=float(np.clip(tf + rng.normal(0, 0.02), 0.02, 0.7)),
+                    high_grade=bool(biomarker),
+                    lymph_fraction=lymph_fraction,
+                    pen_marks=bool(rng.random() < PEN_PROBABILITY),
+                    edge_artifacts=bool(rng.random() < EDGE_PROBABILITY),
+                    width=width,
+                    height=height,
+                    mpp=mpp,
+                    levels=levels,
+                    jpeg_quality=jpeg_quality,
+                    compression=compression,
+                )
+            )
+    return plans, outcomes, rng
+
+
+def render_planned(plan: SlidePlan) -> dict[str, float]:
+    """Write one planned slide; return its measured class fractions (tissue shares)."""
+    truth = write_slide(
+        plan.path,
+        width=plan.width,
+        height=plan.height,
+        mpp=plan.mpp,
+        levels=plan.levels,
+        seed=plan.seed,
+        tumor_fraction=plan.tumor_fraction,
+        pen_marks=plan.pen_marks,
+        jpeg_quality=plan.jpeg_quality,
+        compression=plan.compression,  # type: ignore[arg-type]
+        high_grade=plan.high_grade,
+        lymph_fraction=plan.lymph_fraction,
+        edge_artifacts=plan.edge_artifacts,
+    )
+    return truth.class_fractions()
+
+
+def make_cohort(
+    out_dir: str | Path,
+    n_slides: int = 24,
+    *,
+    seed: int = 0,
+    width: int = 4096,
+    height: int = 3072,
+    mpp: float = 0.5,
+    levels: int = 3,
+    slides_per_patient: int = 1,
+    jpeg_quality: int = 90,
+    compression: str = "jpeg",
+    workers: int = 1,
+) -> Path:
+    """Write ``out_dir/slides/<slide_id>.tiff`` (+ truth) and ``out_dir/slides.csv``; return the CSV.
+
+    The CSV's ``path`` column is relative to the CSV's folder. ``workers > 1`` renders slides in
+    parallel processes; the output does not depend on it.
+    """
+    out_dir = Path(out_dir)
+    (out_dir / "slides").mkdir(parents=True, exist_ok=True)
+    plans, outcomes, rng = plan_cohort(
+        out_dir,
+        n_slides,
+        seed=seed,
+        width=width,
+        height=height,
+        mpp=mpp,
+        levels=levels,
+        slides_per_patient=slides_per_patient,
+        jpeg_quality=jpeg_quality,
+        compression=compression,
+    )
+    if workers > 1 and len(plans) > 1:
+        with ProcessPoolExecutor(max_workers=min(workers, len(plans))) as pool:
+            fractions = list(pool.map(render_planned, plans))
+    else:
+        fractions = [render_planned(plan) for plan in plans]
+    til_noise = rng.normal(0.0, 2.0, len(plans))
+    csv_path = out_dir / "slides.csv"
+    tmp = csv_path.with_name(".slides.csv.partial")
+    with open(tmp, "w", newline="") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(CSV_COLUMNS)
+        for plan, frac, noise in zip(plans, fractions, til_noise.tolist()):
+            outcome = outcomes[plan.patient_id]
+            connective = frac["lymphocytes"] + frac["stroma"]
+            til = 100.0 * frac["lymphocytes"] / connective if connective > 0 else 0.0
+            writer.writerow(
+                [
+                    plan.slide_id,
+                    plan.patient_id,
+                    Path(plan.path).relative_to(out_dir).as_posix(),
+                    outcome.biomarker,
+                    f"{frac['tumor']:.4f}",
+                    f"{min(max(til + noise, 0.0), 100.0):.2f}",
+                    f"{outcome.time:.3f}",
+                    outcome.event,
+                    f"{mpp:g}",
+                ]
+            )
+    tmp.replace(csv_path)
+    return csv_path
+

@@ -1,0 +1,124 @@
+"""Where the tissue is and which class each part of it belongs to (the coarse class map).
+
+The map has one cell per ``MAP_DOWNSAMPLE`` x ``MAP_DOWNSAMPLE`` level-0 pixels. Tissue is one
+to three blobs (perturbed ellipses with noisy, irregular edges) on glass. Inside the tissue the
+classes come from smooth random fields thresholded at quantiles, so the realised class
+fractions equal the requested ones up to rounding: ``tumor_fraction`` of the tissue is tumour,
+``fat_fraction`` fat, and of the remaining connective tissue ``lymph_fraction`` is lymphocyte
+aggregates and the rest stroma. Region sizes are set in microns, so a slide at 0.25 um/px shows
+the same anatomy at twice the pixel size.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from wsi_ssl.synthetic.truth import BACKGROUND, FAT, LYMPHOCYTES, STROMA, TUMOR
+
+MAP_DOWNSAMPLE = 4
+
+
+def smooth_noise(
+    rng: np.random.Generator, shape: tuple[int, int], scale: float, *, dtype: type = np.float32
+) -> np.ndarray:
+    """Zero-mean, unit-variance noise with correlation length ``scale`` (in output pixels).
+
+    Drawn on a grid ``scale`` times coarser and upsampled bicubically, so the cost depends on the
+    output size only through one resize.
+    """
+    h, w = shape
+    scale = max(float(scale), 1.0)
+    gh, gw = max(int(np.ceil(h / scale)) + 3, 4), max(int(np.ceil(w / scale)) + 3, 4)
+    coarse = rng.standard_normal((gh, gw), dtype=np.float32)
+    big = cv2.resize(coarse, (int(gw * scale), int(gh * scale)), interpolation=cv2.INTER_CUBIC)
+    oy, ox = int(scale), int(scale)
+    out = big[oy : oy + h, ox : ox + w]
+    if out.shape != (h, w):  # tiny maps: fall back to an exact resize
+        out = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_CUBIC)
+    out = out - out.mean()
+    std = out.std()
+    return (out / std if std > 0 else out).astype(dtype, copy=False)
+
+
+def tissue_mask(rng: np.random.Generator, shape: tuple[int, int], cell_um: float) -> np.ndarray:
+    """Boolean tissue mask: 1-3 irregular blobs covering roughly 35-65% of the slide."""
+    h, w = shape
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    n_blobs = int(rng.choice([1, 1, 2, 2, 3]))
+    field = np.full(shape, np.inf, dtype=np.float32)
+    for _ in range(n_blobs):
+        cx, cy = rng.uniform(0.3, 0.7) * w, rng.uniform(0.3, 0.7) * h
+        size = rng.uniform(0.32, 0.45) / np.sqrt(n_blobs)
+        rx, ry = size * w * rng.uniform(0.8, 1.2), size * h * rng.uniform(0.8, 1.2)
+        angle = rng.uniform(0, np.pi)
+        c, s = np.cos(angle), np.sin(angle)
+        u = ((xx - cx) * c + (yy - cy) * s) / rx
+        v = (-(xx - cx) * s + (yy - cy) * c) / ry
+        field = np.minimum(field, np.sqrt(u * u + v * v))
+    coarse = smooth_noise(rng, shape, min(h, w) / 6)
+    # Edge detail in microns: ~150 um lobes and ~40 um fraying.
+    medium = smooth_noise(rng, shape, 150.0 / cell_um)
+    fine = smooth_noise(rng, shape, 40.0 / cell_um)
+    field = field + 0.18 * coarse + 0.07 * medium + 0.03 * fine
+    mask = field < 1.0
+    if not mask.any():  # degenerate tiny slide: keep a central blob
+        mask[h // 4 : max(h * 3 // 4, h // 4 + 1), w // 4 : max(w * 3 // 4, w // 4 + 1)] = True
+    return mask
+
+
+def _top_fraction(field: np.ndarray, where: np.ndarray, fraction: float) -> np.ndarray:
+    """Boolean mask of the ``fraction`` of ``where`` cells with the highest ``field`` values."""
+    out = np.zeros(field.shape, dtype=bool)
+    n = int(round(fraction * int(where.sum())))
+    if n <= 0:
+        return out
+    values = field[where]
+    order = np.argsort(values, kind="stable")[::-1][:n]
+    idx = np.flatnonzero(where)[order]
+    out.flat[idx] = True
+    return out
+
+
+def class_layout(
+    rng: np.random.Generator,
+    shape: tuple[int, int],
+    *,
+    cell_um: float,
+    tumor_fraction: float,
+    fat_fraction: float,
+    lymph_fraction: float,
+) -> np.ndarray:
+    """The uint8 class map of a slide (see the module docstring for the rules)."""
+    for name, value in (
+        ("tumor_fraction", tumor_fraction),
+        ("fat_fraction", fat_fraction),
+        ("lymph_fraction", lymph_fraction),
+    ):
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"{name} must be in [0, 1], got {value}")
+    if tumor_fraction + fat_fraction > 1.0:
+        raise ValueError(f"tumor_fraction + fat_fraction must be <= 1, got {tumor_fraction + fat_fraction}")
+    tissue = tissue_mask(rng, shape, cell_um)
+    cmap = np.full(shape, BACKGROUND, dtype=np.uint8)
+    cmap[tissue] = STROMA
+    # Tumour: nests and sheets ~300 um across, slightly connected.
+    tumor_field = smooth_noise(rng, shape, 300.0 / cell_um) + 0.3 * smooth_noise(rng, shape, 80.0 / cell_um)
+    tumor = _top_fraction(tumor_field, tissue, tumor_fraction)
+    cmap[tumor] = TUMOR
+    rest = tissue & ~tumor
+    # Fat: lobules ~250 um, preferring the tissue periphery.
+    periphery = cv2.distanceTransform(tissue.astype(np.uint8), cv2.DIST_L2, 3)
+    periphery = -periphery / max(float(periphery.max()), 1.0)
+    fat_field = smooth_noise(rng, shape, 250.0 / cell_um) + 1.5 * periphery
+    n_rest = int(rest.sum())
+    fat_share = min(fat_fraction * int(tissue.sum()) / n_rest, 1.0) if n_rest else 0.0
+    fat = _top_fraction(fat_field, rest, fat_share)
+    cmap[fat] = FAT
+    connective = rest & ~fat
+    # Lymphocyte aggregates ~120 um, often at the tumour border.
+    tumor_near = cv2.GaussianBlur(tumor.astype(np.float32), (0, 0), 60.0 / cell_um)
+    lymph_field = smooth_noise(rng, shape, 120.0 / cell_um) + 1.0 * tumor_near
+    lymph = _top_fraction(lymph_field, connective, lymph_fraction)
+    cmap[lymph] = LYMPHOCYTES
+    return cmap
