@@ -1,0 +1,102 @@
+"""Losses, schedules and monitor metrics against reference implementations and known values."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from wsi_ssl.pretrain import schedules
+from wsi_ssl.pretrain.dino import DINOLoss, dino_loss_reference
+from wsi_ssl.pretrain.ibot import IBOTPatchLoss, random_patch_mask
+from wsi_ssl.pretrain.koleo import koleo_loss
+from wsi_ssl.pretrain.mae import mae_loss, patchify
+from wsi_ssl.pretrain.monitor import knn_accuracy, rankme
+
+
+def test_factorised_dino_loss_equals_the_double_loop() -> None:
+    g = torch.Generator().manual_seed(0)
+    b, k, n_global, n_local = 5, 16, 2, 4
+    student = torch.randn((n_global + n_local) * b, k, generator=g)
+    teacher = torch.randn(n_global * b, k, generator=g)
+    loss_fn = DINOLoss(k, student_temp=0.1, center_momentum=0.9)
+    loss_fn.center.copy_(torch.randn(1, k, generator=g) * 0.1)
+    center = loss_fn.center.clone()
+    got = loss_fn(student, teacher, n_global, teacher_temp=0.05)
+    ref = dino_loss_reference(list(student.chunk(n_global + n_local)), list(teacher.chunk(n_global)), center, 0.1, 0.05)
+    assert torch.allclose(got, ref, atol=1e-5)
+    # The centre moved towards the teacher batch mean by (1 - momentum).
+    assert torch.allclose(loss_fn.center, 0.9 * center + 0.1 * teacher.mean(0, keepdim=True), atol=1e-6)
+
+
+def test_koleo_matches_brute_force_nearest_neighbour() -> None:
+    x = torch.randn(12, 8, generator=torch.Generator().manual_seed(1))
+    xn = F.normalize(x, dim=-1)
+    d = torch.cdist(xn, xn) + torch.eye(12) * 10
+    ref = -torch.log(d.min(1).values + 1e-8).mean()
+    assert torch.allclose(koleo_loss(x), ref, atol=1e-4)
+
+
+def test_ibot_flat_loss_equals_full_loss_on_masked_patches() -> None:
+    g = torch.Generator().manual_seed(2)
+    b, n, k = 4, 9, 10
+    mask = random_patch_mask(b, n, (0.3, 0.6), 0.75, torch.device("cpu"), g)
+    mask[0] = False  # one image without masked patches must not count
+    mask[1, 0] = True
+    s, t = torch.randn(b, n, k, generator=g), torch.randn(b, n, k, generator=g)
+    full = IBOTPatchLoss(k)(s, t, mask, 0.05)
+    flat = IBOTPatchLoss(k).forward_flat(s[mask], t[mask], mask, 0.05)
+    assert torch.allclose(full, flat, atol=1e-6)
+    per_image = []
+    for i in range(b):
+        if mask[i].any():
+            q = F.softmax(t[i][mask[i]] / 0.05, -1)
+            per_image.append(-(q * F.log_softmax(s[i][mask[i]] / 0.1, -1)).sum(-1).mean())
+    assert torch.allclose(full, torch.stack(per_image).mean(), atol=1e-6)
+
+
+def test_patchify_and_normalised_pixel_loss() -> None:
+    x = torch.arange(2 * 3 * 4 * 4, dtype=torch.float32).view(2, 3, 4, 4)
+    p = patchify(x, 2)
+    assert p.shape == (2, 4, 12)
+    assert torch.equal(p[0, 1].view(2, 2, 3)[..., 0], x[0, 0, 0:2, 2:4])  # patch 1 = top-right block
+    target = torch.randn(2, 4, 12)
+    norm = (target - target.mean(-1, keepdim=True)) / (target.var(-1, keepdim=True) + 1e-6).sqrt()
+    mask = torch.tensor([[True, False, False, False], [False, False, False, True]])
+    assert float(mae_loss(norm.clone(), target, mask, norm_pix=True)) < 1e-8
+    assert math.isclose(float(mae_loss(torch.zeros_like(target), target, mask, norm_pix=False)),
+                        float((target[mask] ** 2).mean()), rel_tol=1e-6)
+
+
+def test_rankme_of_gaussian_is_near_full_rank_and_of_rank_one_near_one() -> None:
+    g = torch.Generator().manual_seed(3)
+    full = rankme(torch.randn(2000, 32, generator=g))
+    assert 0.9 * 32 < full <= 32
+    u, v = torch.randn(500, 1, generator=g), torch.randn(1, 32, generator=g)
+    assert 1.0 <= rankme(u @ v) < 1.01
+
+
+def test_knn_accuracy_on_separated_and_on_random_labels() -> None:
+    g = torch.Generator().manual_seed(4)
+    centres = torch.randn(3, 16, generator=g) * 5
+    y = torch.arange(300) % 3
+    x = centres[y] + torch.randn(300, 16, generator=g) * 0.5
+    assert knn_accuracy(x[:200], y[:200], x[200:], y[200:], k=10) == 1.0
+    noise = torch.randn(300, 16, generator=g)
+    assert knn_accuracy(noise[:200], y[:200], noise[200:], y[200:], k=10) < 0.6
+
+
+def test_schedules_hit_their_end_points() -> None:
+    assert schedules.warmup_cosine(0, 100, 10, 1.0, 0.0) == 0.1
+    assert schedules.warmup_cosine(9, 100, 10, 1.0, 0.0) == 1.0
+    assert schedules.warmup_cosine(10, 100, 10, 1.0, 0.0) == 1.0
+    assert math.isclose(schedules.warmup_cosine(100, 100, 10, 1.0, 0.01), 0.01)
+    values = [schedules.warmup_cosine(s, 100, 10, 1.0, 0.0) for s in range(10, 101)]
+    assert all(a >= b for a, b in zip(values, values[1:]))
+    # Infinite schedule: constant after warm-up, linear cool-down over the last 20 steps.
+    inf = [schedules.warmup_constant_cooldown(s, 100, 10, 20, 1.0, 0.0) for s in range(101)]
+    assert inf[10] == inf[79] == 1.0 and math.isclose(inf[90], 0.5) and inf[100] == 0.0
+    assert schedules.linear_warmup(0, 10, 0.04, 0.07) == 0.04 and schedules.linear_warmup(10, 10, 0.04, 0.07) == 0.07
+    assert np.isclose(schedules.cosine(50, 100, 0.996, 1.0), 0.998)
