@@ -18,7 +18,7 @@ import numpy as np
 import tifffile
 
 from wsi_ssl.synthetic.artefacts import draw_edge_artefacts, draw_pen_marks
-from wsi_ssl.synthetic.layout import MAP_DOWNSAMPLE, class_layout
+from wsi_ssl.synthetic.layout import MAP_DOWNSAMPLE, class_layout, upsample_labels
 from wsi_ssl.synthetic.stain import StainStyle, to_rgb
 from wsi_ssl.synthetic.texture import TissueStyle, render_concentrations
 from wsi_ssl.synthetic.truth import BACKGROUND, SlideTruth, save_truth, truth_path_for
@@ -72,8 +72,7 @@ def render_slide(
         fat_fraction=fat_fraction,
         lymph_fraction=lymph_fraction,
     )
-    labels = cv2.resize(cmap, (map_shape[1] * ds, map_shape[0] * ds), interpolation=cv2.INTER_NEAREST)
-    labels = np.ascontiguousarray(labels[:height, :width])
+    labels = upsample_labels(layout_rng, cmap, ds, (height, width), mpp)
     h_conc, e_conc = render_concentrations(
         texture_rng, labels, mpp, TissueStyle(high_grade=high_grade, stromal_til=stromal_til)
     )
