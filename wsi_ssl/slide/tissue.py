@@ -1,0 +1,149 @@
+"""Tissue detection on a low-resolution image of the slide.
+
+Saturation is the signal: H&E-stained tissue is coloured, glass is white-grey. Pen ink is coloured
+too, so it is removed first by hue (blue/green/cyan markers fall outside the pink-purple H&E hue
+band) and darkness (black marker, slide-edge shadows, dust). Then Otsu picks the saturation
+threshold per slide (with a floor, so an almost-empty slide does not turn noise into tissue),
+morphology closes gaps between cell clusters and opens away specks, small objects are dropped and
+small holes filled. All sizes are in microns, so the same config works at any mask resolution.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from pydantic import Field
+from scipy import ndimage
+
+from wsi_ssl.config import StrictModel
+
+
+class TissueConfig(StrictModel):
+    mask_mpp: float = Field(8.0, gt=0, description="resolution of the detection image, um/px")
+    min_saturation: float = Field(0.07, ge=0, le=1, description="floor on the Otsu saturation threshold")
+    saturation_threshold: float | None = Field(None, ge=0, le=1, description="fixed threshold; None = Otsu")
+    max_value: float = Field(0.96, gt=0, le=1, description="brighter pixels are glass whatever their saturation")
+    dark_value: float = Field(0.18, ge=0, lt=1, description="darker pixels (black ink, edges) are not tissue")
+    pen_filter: bool = True
+    pen_min_saturation: float = Field(0.25, ge=0, le=1, description="ink is strongly saturated")
+    pen_hue_range: tuple[float, float] = Field((65.0, 255.0), description="hue band of blue/green ink, degrees")
+    close_um: float = Field(48.0, ge=0, description="closing radius: joins nearby cell clusters")
+    open_um: float = Field(16.0, ge=0, description="opening radius: removes specks")
+    min_area_um2: float = Field(40_000.0, ge=0, description="drop tissue pieces smaller than this")
+    max_hole_um2: float = Field(60_000.0, ge=0, description="fill holes smaller than this (lumens, fat)")
+    pen_dilate_um: float = Field(24.0, ge=0, description="grow the ink mask over its anti-aliased rims")
+
+
+@dataclass
+class TissueMask:
+    mask: np.ndarray  # bool [h, w]
+    pen: np.ndarray  # bool [h, w], detected ink
+    mpp: float  # microns per mask pixel
+    threshold: float  # saturation threshold used
+
+    @property
+    def fraction(self) -> float:
+        return float(self.mask.mean()) if self.mask.size else 0.0
+
+
+def _disk(radius_px: float) -> np.ndarray | None:
+    r = int(round(radius_px))
+    if r < 1:
+        return None
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+
+
+def _otsu(values: np.ndarray) -> float:
+    if values.size == 0:
+        return 1.0
+    hist, edges = np.histogram(values, bins=256, range=(0.0, 1.0))
+    hist = hist.astype(np.float64)
+    w0 = np.cumsum(hist)
+    w1 = w0[-1] - w0
+    centers = (edges[:-1] + edges[1:]) / 2
+    m0 = np.cumsum(hist * centers)
+    mu0 = m0 / np.maximum(w0, 1)
+    mu1 = (m0[-1] - m0) / np.maximum(w1, 1)
+    between = w0 * w1 * (mu0 - mu1) ** 2
+    return float(edges[int(np.argmax(between)) + 1])
+
+
+def pen_mask(hsv: np.ndarray, cfg: TissueConfig) -> np.ndarray:
+    hue_deg = hsv[..., 0].astype(np.float32) * 2.0  # OpenCV 8-bit hue is 0..180
+    sat = hsv[..., 1].astype(np.float32) / 255.0
+    lo, hi = cfg.pen_hue_range
+    return (hue_deg >= lo) & (hue_deg <= hi) & (sat >= cfg.pen_min_saturation)
+
+
+def detect_tissue(rgb: np.ndarray, mpp: float, cfg: TissueConfig | None = None) -> TissueMask:
+    """Tissue mask of an RGB uint8 image whose pixels are ``mpp`` microns wide."""
+    cfg = cfg or TissueConfig()
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.size == 0:
+        raise ValueError(f"tissue detection needs an RGB image, got shape {rgb.shape}")
+    smooth = cv2.medianBlur(np.ascontiguousarray(rgb), 3) if min(rgb.shape[:2]) >= 3 else rgb
+    hsv = cv2.cvtColor(smooth, cv2.COLOR_RGB2HSV)
+    sat = hsv[..., 1].astype(np.float32) / 255.0
+    val = hsv[..., 2].astype(np.float32) / 255.0
+    px_um = 1.0 / mpp
+    pen = pen_mask(hsv, cfg) if cfg.pen_filter else np.zeros(sat.shape, bool)
+    dark = val < cfg.dark_value
+    if cfg.pen_filter:
+        # Ink rims and black marker: grow what was found so no coloured halo survives as "tissue".
+        k = _disk(cfg.pen_dilate_um * px_um)
+        ink = (pen | dark).astype(np.uint8)
+        if k is not None:
+            ink = cv2.dilate(ink, k)
+        excluded = ink.astype(bool)
+    else:
+        excluded = dark
+    candidates = ~excluded & (val <= cfg.max_value)
+    if cfg.saturation_threshold is not None:
+        thr = cfg.saturation_threshold
+    else:
+        thr = max(_otsu(sat[candidates]), cfg.min_saturation)
+    mask = (candidates & (sat >= thr)).astype(np.uint8)
+    k_close, k_open = _disk(cfg.close_um * px_um), _disk(cfg.open_um * px_um)
+    if k_close is not None:
+        mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, k_close)
+    if k_open is not None:
+        mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, k_open)
+    mask_b = mask.astype(bool)
+    px_area = mpp * mpp
+    # Fill small holes only: big holes are real gaps (tears, fat lobules off the section).
+    holes = ndimage.binary_fill_holes(mask_b) & ~mask_b
+    if holes.any():
+        lab, n = ndimage.label(holes)
+        sizes = ndimage.sum(np.ones_like(lab), lab, index=np.arange(1, n + 1)) * px_area
+        small = np.zeros(n + 1, bool)
+        small[1:] = sizes < cfg.max_hole_um2
+        mask_b |= small[lab]
+    lab, n = ndimage.label(mask_b)
+    if n:
+        sizes = ndimage.sum(np.ones_like(lab), lab, index=np.arange(1, n + 1)) * px_area
+        keep = np.zeros(n + 1, bool)
+        keep[1:] = sizes >= cfg.min_area_um2
+        mask_b = keep[lab]
+    mask_b &= ~excluded  # filling must not bring ink back
+    return TissueMask(mask=mask_b, pen=pen, mpp=mpp, threshold=float(thr))
+
+
+def tile_tissue_fractions(mask: TissueMask, coords: np.ndarray, extent_level0: float, slide_mpp: float) -> np.ndarray:
+    """Fraction of each tile's footprint (level-0 coords, square of ``extent_level0``) that is tissue.
+
+    Uses a summed-area table, so cost is O(tiles) whatever the tile size.
+    """
+    scale = slide_mpp / mask.mpp  # mask px per level-0 px
+    h, w = mask.mask.shape
+    sat = np.zeros((h + 1, w + 1), np.float64)
+    sat[1:, 1:] = np.cumsum(np.cumsum(mask.mask, axis=0, dtype=np.float64), axis=1)
+    c = np.asarray(coords, dtype=np.float64).reshape(-1, 2)
+    x0 = np.clip(np.floor(c[:, 0] * scale), 0, w).astype(np.int64)
+    y0 = np.clip(np.floor(c[:, 1] * scale), 0, h).astype(np.int64)
+    ext = max(extent_level0 * scale, 1.0)
+    x1 = np.clip(np.maximum(np.ceil(c[:, 0] * scale + ext), x0 + 1), 0, w).astype(np.int64)
+    y1 = np.clip(np.maximum(np.ceil(c[:, 1] * scale + ext), y0 + 1), 0, h).astype(np.int64)
+    area = np.maximum((x1 - x0) * (y1 - y0), 1)
+    total = sat[y1, x1] - sat[y0, x1] - sat[y1, x0] + sat[y0, x0]
+    return (total / area).astype(np.float32)

@@ -1,0 +1,68 @@
+"""``wsi-ssl tile SLIDES... --out DIR``: the command-line face of the tiler."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "tile" / "default.yaml"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "tile",
+        help="find tissue and cut slides into tiles at a chosen MPP (zarr tile stores)",
+        description="Tile whole-slide images into zarr v3 tile stores (one per slide), with a manifest and QC images.",
+    )
+    p.add_argument("slides", nargs="+", help="slide files, folders (searched recursively) or a CSV with slide_id,path[,mpp]")
+    p.add_argument("--out", required=True, type=Path, help="output folder for <slide_id>.zarr, manifest.csv and qc/")
+    p.add_argument("--config", type=Path, help="YAML config (default: configs/tile/default.yaml when present)")
+    p.add_argument("--mpp", type=float, help="target microns per pixel (default 0.5)")
+    p.add_argument("--tile-size", type=int, help="tile edge in pixels (default 224)")
+    p.add_argument("--overlap", type=int, help="pixels shared by neighbouring tiles (default 0)")
+    p.add_argument("--min-tissue", type=float, help="minimum tissue fraction of a kept tile (default 0.25)")
+    p.add_argument("--workers", type=int, help="worker processes (default: all cores)")
+    p.add_argument("--backend", choices=["auto", "openslide", "tiffslide"], help="slide reader (default auto)")
+    p.add_argument("--mpp-override", type=float, help="MPP to use for slides whose files carry none")
+    p.add_argument("--codec", choices=["jpeg", "png", "raw"], help="tile codec (png and raw are lossless)")
+    p.add_argument("--quality", type=int, help="JPEG quality (default 90)")
+    p.add_argument("--no-qc", action="store_true", help="skip the QC images")
+    p.add_argument("--shard", help="I/N: process only shard I of N (default: SLURM array variables, else all)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any config key, e.g. tissue.mask_mpp=4")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from wsi_ssl.config import load_config, parse_overrides
+    from wsi_ssl.shard import parse_shard
+    from wsi_ssl.slide.discover import SlideListError, discover_slides
+    from wsi_ssl.tiling.config import TileConfig
+    from wsi_ssl.tiling.runner import OutputError, run_tiling
+
+    config_path = args.config or (DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else None)
+    flags = {
+        "mpp": args.mpp, "tile_size": args.tile_size, "overlap": args.overlap, "min_tissue": args.min_tissue,
+        "workers": args.workers, "backend": args.backend, "mpp_override": args.mpp_override,
+        "codec": args.codec, "quality": args.quality, "qc": False if args.no_qc else None,
+    }
+    cfg = load_config(TileConfig, config_path, parse_overrides(args.set), flags)
+    try:
+        shard = parse_shard(args.shard)
+        entries = discover_slides(args.slides)
+    except (SlideListError, ValueError) as exc:
+        print(f"wsi-ssl tile: {exc}", file=sys.stderr)
+        return 2
+    if not entries:
+        print(f"wsi-ssl tile: no slide files found in {' '.join(args.slides)}", file=sys.stderr)
+        return 2
+    try:
+        summary = run_tiling(entries, args.out, cfg, shard, progress=not args.no_progress)
+    except OutputError as exc:
+        print(f"wsi-ssl tile: {exc}", file=sys.stderr)
+        return 1
+    for sid, err in summary.failures:
+        print(f"  failed: {sid}: {err}", file=sys.stderr)
+    print(summary.line(args.out))
+    return 1 if summary.failed else 0
