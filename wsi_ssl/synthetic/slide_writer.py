@@ -51,7 +51,7 @@ def render_slide(
     texture, stain and artefacts, so turning pen marks on does not move the tissue.
     """
     if width < 16 or height < 16:
-        raise ValueError(f"slide must be at least 16 x 16 pixels, got {width} x {height}")
+        raise ValueError(f"width and height must be at least 16 pixels, got width={width}, height={height}")
     if mpp <= 0:
         raise ValueError(f"mpp must be positive, got {mpp}")
     streams = np.random.SeedSequence(seed if isinstance(seed, int) else seed.entropy).spawn(5)
@@ -168,6 +168,14 @@ def write_slide(
     path = Path(path)
     if levels < 1:
         raise ValueError(f"levels must be >= 1, got {levels}")
+    if tile < 16 or tile % 16:
+        raise ValueError(f"tile must be a positive multiple of 16 (TIFF requirement), got {tile}")
+    if compression not in ("jpeg", "none", "zlib"):
+        raise ValueError(f"compression must be 'jpeg', 'none' or 'zlib', got {compression!r}")
+    if not 1 <= jpeg_quality <= 100:
+        raise ValueError(f"jpeg_quality must be in 1..100, got {jpeg_quality}")
+    if not 0.0 <= tumor_fraction <= 1.0:
+        raise ValueError(f"tumor_fraction must be in [0, 1], got {tumor_fraction}")
     rgb, cmap = render_slide(
         width=width,
         height=height,
