@@ -1,0 +1,35 @@
+"""Attention-based MIL (Ilse, Tomczak & Welling 2018), plain and gated.
+
+Plain:  a_k = softmax_k( w^T tanh(V h_k) )
+Gated:  a_k = softmax_k( w^T (tanh(V h_k) * sigmoid(U h_k)) )
+The bag embedding is sum_k a_k h_k; the softmax runs over real instances only.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from wsi_ssl.mil.aggregators.base import AggOutput, Aggregator, Head, masked_softmax
+
+
+class AttentionMIL(Aggregator):
+    def __init__(self, in_dim: int, attn_dim: int = 128, gated: bool = True, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.out_dim = in_dim
+        self.gated = gated
+        self.V = nn.Linear(in_dim, attn_dim)
+        self.U = nn.Linear(in_dim, attn_dim) if gated else None
+        self.w = nn.Linear(attn_dim, 1)
+        self.drop = nn.Dropout(dropout)
+
+    def attention_logits(self, h: torch.Tensor) -> torch.Tensor:
+        a = torch.tanh(self.V(h))
+        if self.U is not None:
+            a = a * torch.sigmoid(self.U(h))
+        return self.w(self.drop(a)).squeeze(-1)  # [B, N]
+
+    def forward(self, h: torch.Tensor, mask: torch.Tensor, head: Head | None = None) -> AggOutput:
+        weights = masked_softmax(self.attention_logits(h), mask)
+        embedding = torch.bmm(weights.unsqueeze(1), h).squeeze(1)
+        return AggOutput(embedding=embedding, scores=weights)

@@ -1,0 +1,95 @@
+"""Typed config for ``wsi-ssl mil``: task, aggregator, bags, training and evaluation.
+
+Validated before any feature file is opened, so a typo in a key or an impossible combination
+(a survival loss on a classification task, more folds than patients allow) stops the run with a
+message naming the key rather than failing an hour into training.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from wsi_ssl.config import StrictModel
+
+TaskKind = Literal["classification", "regression", "survival"]
+AggregatorKind = Literal["mean", "abmil", "transmil", "dsmil"]
+
+
+class TaskConfig(StrictModel):
+    """What is predicted and how it is scored during training."""
+
+    kind: TaskKind = "classification"
+    label_column: str = "label"  # class column (classification) or numeric column (regression)
+    classes: list[str] | None = None  # class order; sorted distinct labels when None
+    class_weights: Literal["none", "balanced"] | list[float] = "none"
+    standardize_target: bool = True  # regression: z-score with the training fold's mean/std
+    survival_loss: Literal["cox", "discrete"] = "cox"
+    ties: Literal["efron", "breslow"] = "efron"  # Cox partial likelihood tie handling
+    cox_weighting: Literal["none", "balanced"] = "none"  # balanced: events and censored weigh alike
+    n_bins: int = Field(4, ge=2, le=64)  # discrete-time survival: quantile bins of training event times
+
+
+class AggregatorConfig(StrictModel):
+    """The MIL pooling; ``hidden_dim: 0`` skips the instance projection (a linear model on features)."""
+
+    kind: AggregatorKind = "abmil"
+    gated: bool = True  # abmil: gated attention (Ilse et al. 2018)
+    hidden_dim: int = Field(256, ge=0)
+    attn_dim: int = Field(128, ge=1)
+    dropout: float = Field(0.25, ge=0.0, lt=1.0)
+    n_heads: int = Field(4, ge=1)  # transmil
+    n_layers: int = Field(2, ge=1)  # transmil
+
+
+class DataConfig(StrictModel):
+    """How slides become bags and bags become batches."""
+
+    group_by: Literal["patient", "slide"] = "patient"  # patient: one bag of all the patient's tiles
+    batch_size: int = Field(16, ge=1)
+    max_instances_train: int | None = Field(8192, ge=1)  # subsample larger bags, training only
+    normalize_features: bool = False  # z-score features with training-fold instance mean/std
+    bucket_by_length: bool = True  # batch bags of similar size together so padding stays small
+
+
+class TrainConfig(StrictModel):
+    """Optimisation and early stopping (on the inner validation split of each training fold)."""
+
+    epochs: int = Field(50, ge=1)
+    lr: float = Field(2e-4, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    patience: int = Field(10, ge=1)  # epochs without validation-loss improvement before stopping
+    val_fraction: float = Field(0.15, ge=0.0, lt=0.9)  # 0 disables early stopping (trains all epochs)
+    seed: int = 0
+    device: str = "auto"  # auto: cuda if available, else cpu
+    num_threads: int | None = Field(None, ge=1)
+
+
+class EvalConfig(StrictModel):
+    """Cross-validation and reporting."""
+
+    folds: int = Field(5, ge=2)
+    bootstrap: int = Field(1000, ge=0)  # resamples for 95% confidence intervals (0: none)
+    ci: float = Field(0.95, gt=0.0, lt=1.0)
+    plots: bool = True
+    heatmaps: int = Field(8, ge=0)  # slides to draw attention heatmaps for (attention models)
+    top_tiles: int = Field(8, ge=0)
+
+
+class MilConfig(StrictModel):
+    task: TaskConfig = TaskConfig()
+    aggregator: AggregatorConfig = AggregatorConfig()
+    data: DataConfig = DataConfig()
+    train: TrainConfig = TrainConfig()
+    eval: EvalConfig = EvalConfig()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "MilConfig":
+        if isinstance(self.task.class_weights, list) and self.task.kind != "classification":
+            raise ValueError("task.class_weights is only for task.kind: classification")
+        if self.aggregator.kind == "transmil" and self.aggregator.hidden_dim == 0:
+            raise ValueError("aggregator.hidden_dim must be > 0 for transmil (attention needs a projection)")
+        if self.aggregator.kind == "transmil" and self.aggregator.hidden_dim % self.aggregator.n_heads:
+            raise ValueError("aggregator.hidden_dim must be divisible by aggregator.n_heads for transmil")
+        return self

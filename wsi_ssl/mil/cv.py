@@ -1,0 +1,162 @@
+"""Cross-validation: folds -> fitted fold models -> out-of-fold and test predictions -> metrics.
+
+Each finished fold leaves ``folds/fold_<k>/model.safetensors`` and then ``fold.json`` (written
+last), so an interrupted run resumes at the first unfinished fold. ``model.json``, the
+prediction CSVs and ``metrics.json`` are written at the end, each atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from wsi_ssl.mil.bags import Bag
+from wsi_ssl.mil.config import MilConfig
+from wsi_ssl.mil.loading import fold_dir, load_fold_weights, save_fold_weights, write_model_json
+from wsi_ssl.mil.metrics import eval_times, task_metrics
+from wsi_ssl.mil.model import MILModel
+from wsi_ssl.mil.splits import make_folds
+from wsi_ssl.mil.survival import breslow_baseline, cox_survival, discrete_survival_at
+from wsi_ssl.mil.train import fit, pick_device, predict_bags
+from wsi_ssl.stores.atomic import atomic_output
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CVResult:
+    metrics: dict[str, Any]
+    oof: pd.DataFrame
+    test: pd.DataFrame | None
+    oof_scores: dict[str, np.ndarray]  # bag key -> instance scores from its out-of-fold model
+
+
+def _write_csv(df: pd.DataFrame, path: Path) -> None:
+    with atomic_output(path) as tmp:
+        df.to_csv(tmp, index=False)
+
+
+def _write_json(obj: Any, path: Path) -> None:
+    with atomic_output(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, default=float))
+
+
+def _survival_at(meta: dict[str, Any], model: MILModel, pred: dict[str, np.ndarray], fold_info: dict[str, Any], times: np.ndarray) -> np.ndarray:
+    if meta.get("survival_loss") == "discrete":
+        return discrete_survival_at(pred["survival"], model.bin_edges.numpy(), times)
+    return cox_survival(pred["risk"], times, np.asarray(fold_info["baseline_times"]), np.asarray(fold_info["baseline_cumhaz"]))
+
+
+def _fit_or_resume(cfg: MilConfig, meta: dict[str, Any], bags: Sequence[Bag], fold: Any, run_dir: Path) -> tuple[MILModel, dict[str, Any]]:
+    fdir = fold_dir(run_dir, fold.index)
+    info_path = fdir / "fold.json"
+    weights = fdir / "model.safetensors"
+    if info_path.is_file() and weights.is_file():
+        log.info("fold %d: already trained, loading %s", fold.index, weights)
+        return load_fold_weights(meta, weights), json.loads(info_path.read_text())
+    train = [bags[i] for i in fold.train]
+    res = fit(cfg, meta, train, [bags[i] for i in fold.val], seed=cfg.train.seed + fold.index)
+    info: dict[str, Any] = {
+        "index": fold.index,
+        "weights": str(weights.relative_to(run_dir)),
+        "n_train": len(fold.train), "n_val": len(fold.val), "n_test": len(fold.test),
+        "best_epoch": res.best_epoch, "best_val_loss": res.best_val_loss, "seconds": round(res.seconds, 2),
+        "train_keys": [bags[i].key for i in fold.train], "val_keys": [bags[i].key for i in fold.val],
+    }
+    if meta["task"] == "survival" and meta.get("survival_loss") != "discrete":
+        risk = predict_bags(res.model, train, cfg.data.batch_size)["risk"]
+        y = np.stack([b.target for b in train])
+        t, h = breslow_baseline(risk, y[:, 0], y[:, 1])
+        info["baseline_times"], info["baseline_cumhaz"] = t.tolist(), h.tolist()
+    save_fold_weights(res.model, weights)
+    _write_csv(pd.DataFrame(res.history), fdir / "history.csv")
+    _write_json(info, info_path)
+    log.info("fold %d: %d train / %d val / %d test bags, best epoch %d, %.1fs", fold.index, len(fold.train), len(fold.val), len(fold.test), res.best_epoch, res.seconds)
+    return res.model, info
+
+
+def prediction_frame(meta: dict[str, Any], bags: Sequence[Bag], pred: dict[str, np.ndarray], times: np.ndarray | None, fold: np.ndarray | None = None) -> pd.DataFrame:
+    """One row per bag: ids, target, predictions (class probabilities / value / risk / S(t))."""
+    df = pd.DataFrame({"key": [b.key for b in bags], "patient_id": [b.patient_id for b in bags], "slide_ids": [";".join(b.slide_ids) for b in bags]})
+    if fold is not None:
+        df["fold"] = fold
+    y = np.stack([np.asarray(b.target) for b in bags]) if bags and bags[0].target.size else None
+    task = meta["task"]
+    if task == "classification":
+        classes = meta["classes"]
+        if y is not None:
+            df["target"] = [classes[int(v)] for v in y]
+        for j, c in enumerate(classes):
+            df[f"prob_{c}"] = pred["prob"][:, j]
+        df["pred"] = [classes[int(i)] for i in pred["prob"].argmax(axis=1)]
+    elif task == "regression":
+        if y is not None:
+            df["target"] = y
+        df["pred"] = pred["value"]
+    else:
+        if y is not None:
+            df["time"], df["event"] = y[:, 0], y[:, 1].astype(int)
+        df["risk"] = pred["risk"]
+        if times is not None and "survival_at_times" in pred:
+            for j, t in enumerate(times):
+                df[f"surv@{t:g}"] = pred["survival_at_times"][:, j]
+    return df
+
+
+def run_cv(cfg: MilConfig, meta: dict[str, Any], bags: Sequence[Bag], run_dir: str | Path, test_bags: Sequence[Bag] = (), predefined_folds: np.ndarray | None = None) -> CVResult:
+    """K-fold CV over ``bags`` (and ensembled prediction of ``test_bags``); writes the run dir."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    task = meta["task"]
+    y = np.stack([np.asarray(b.target) for b in bags])
+    patients = np.array([b.patient_id for b in bags])
+    folds = make_folds(task, y, patients, cfg.eval.folds, cfg.train.val_fraction, cfg.train.seed, predefined_folds)
+    times = eval_times(y[:, 0], y[:, 1]) if task == "survival" else None
+    device = pick_device(cfg.train.device)
+    oof: dict[str, np.ndarray] = {}
+    fold_of = np.full(len(bags), -1)
+    scores: dict[str, np.ndarray] = {}
+    fold_infos, per_fold, test_preds = [], [], []
+    for fold in folds:
+        model, info = _fit_or_resume(cfg, meta, bags, fold, run_dir)
+        fold_infos.append({k: v for k, v in info.items() if not k.endswith("_keys")})
+        test = [bags[i] for i in fold.test]
+        pred = predict_bags(model, test, cfg.data.batch_size, device, keep_scores=True)
+        for key, s in zip([b.key for b in test], pred.pop("scores")):
+            if s is not None:
+                scores[key] = s
+        if times is not None:
+            pred["survival_at_times"] = _survival_at(meta, model, pred, info, times)
+        for k, v in pred.items():
+            oof.setdefault(k, np.zeros((len(bags),) + v.shape[1:], dtype=np.float64))[fold.test] = v
+        fold_of[fold.test] = fold.index
+        try:
+            per_fold.append({k: v["value"] for k, v in task_metrics(task, y[fold.test], pred, n_boot=0, times=times).items()})
+        except ValueError as exc:  # e.g. one class only in a tiny fold
+            per_fold.append({"error": str(exc)})
+        if test_bags:
+            tp = predict_bags(model, test_bags, cfg.data.batch_size, device)
+            if times is not None:
+                tp["survival_at_times"] = _survival_at(meta, model, tp, info, times)
+            test_preds.append({k: v for k, v in tp.items() if k != "survival"})
+    oof.pop("survival", None)
+    metrics: dict[str, Any] = {"task": task, "n_bags": len(bags), "folds": len(folds), "oof": task_metrics(task, y, oof, cfg.eval.bootstrap, cfg.eval.ci, times, cfg.train.seed), "per_fold": per_fold}
+    oof_df = prediction_frame(meta, bags, oof, times, fold_of)
+    test_df = None
+    if test_bags:
+        ens = {k: np.mean([p[k] for p in test_preds], axis=0) for k in test_preds[0]}
+        test_df = prediction_frame(meta, test_bags, ens, times)
+        y_test = np.stack([np.asarray(b.target) for b in test_bags])
+        metrics["test"] = task_metrics(task, y_test, ens, cfg.eval.bootstrap, cfg.eval.ci, times, cfg.train.seed)
+        metrics["n_test_bags"] = len(test_bags)
+        _write_csv(test_df, run_dir / "test_predictions.csv")
+    _write_csv(oof_df, run_dir / "oof_predictions.csv")
+    _write_json(metrics, run_dir / "metrics.json")
+    write_model_json(run_dir, {**meta, "eval_times": None if times is None else times.tolist(), "folds": fold_infos})
+    return CVResult(metrics=metrics, oof=oof_df, test=test_df, oof_scores=scores)

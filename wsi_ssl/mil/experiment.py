@@ -1,0 +1,129 @@
+"""``wsi-ssl mil train`` end to end: table + feature files -> run dir with models, predictions,
+metrics, plots and heatmaps.
+
+Order matters for failing early: the config is validated by the caller, then the slide table
+(every problem at once), then every feature file is read, and only then does training start.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from wsi_ssl.config import dump_config
+from wsi_ssl.mil.bags import Bag, load_bags
+from wsi_ssl.mil.config import MilConfig
+from wsi_ssl.mil.cv import CVResult, run_cv
+from wsi_ssl.mil.model import model_meta
+from wsi_ssl.mil.table import class_names, read_slide_table, target_array, validate_slide_table
+from wsi_ssl.stores.features import feature_path, read_feature_attrs
+
+log = logging.getLogger(__name__)
+
+
+def slide_file(df: pd.DataFrame, slide_id: str, slides_dir: str | Path | None) -> Path | None:
+    """The slide file for heatmap thumbnails: the table's ``path`` column, else ``slides_dir/<id>.*``."""
+    if "path" in df.columns:
+        rows = df.loc[df["slide_id"] == slide_id, "path"].dropna()
+        if len(rows) and Path(str(rows.iloc[0])).exists():
+            return Path(str(rows.iloc[0]))
+    if slides_dir is not None:
+        hits = sorted(p for p in Path(slides_dir).glob(f"{slide_id}.*") if p.is_file())
+        if hits:
+            return hits[0]
+    return None
+
+
+def write_heatmaps(bags: Sequence[Bag], scores: dict[str, np.ndarray], features_dir: str | Path, out_dir: Path, df: pd.DataFrame, slides_dir: str | Path | None, limit: int, top_k: int, order: Sequence[str] | None = None) -> int:
+    """Heatmaps for up to ``limit`` bags (``order`` first: e.g. the most confident), one per slide."""
+    from wsi_ssl.mil.heatmaps import level0_tile_px, open_slide, slide_heatmap
+
+    by_key = {b.key: b for b in bags}
+    keys = [k for k in (order or by_key) if k in scores and k in by_key][:limit]
+    n = 0
+    for key in keys:
+        bag, s = by_key[key], scores[key]
+        if bag.coords is None or bag.slide_index is None:
+            continue
+        for j, sid in enumerate(bag.slide_ids):
+            sel = bag.slide_index == j
+            attrs = read_feature_attrs(feature_path(features_dir, sid))
+            path = slide_file(df, sid, slides_dir)
+            slide_mpp = None
+            if path is not None:
+                try:
+                    slide = open_slide(path)
+                    slide_mpp = float(slide.properties.get("openslide.mpp-x") or slide.properties.get("tiffslide.mpp-x") or 0) or None
+                    slide.close()
+                except Exception as exc:  # noqa: BLE001 - an unreadable slide only costs the overlay
+                    log.warning("slide %s: cannot open %s (%s); drawing the grid heatmap only", sid, path, exc)
+                    path = None
+            try:
+                slide_heatmap(bag.coords[sel], s[sel], out_dir / f"{sid}.png", level0_tile_px(attrs, slide_mpp), path, title=f"{sid} ({key})", top_k=top_k)
+                n += 1
+            except Exception as exc:  # noqa: BLE001 - a heatmap failure must not lose a finished run
+                log.warning("slide %s: heatmap failed: %s", sid, exc)
+    return n
+
+
+def _split_test(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    if "split" not in df.columns:
+        return df, df.iloc[:0]
+    is_test = df["split"].astype(str) == "test"
+    return df[~is_test].reset_index(drop=True), df[is_test].reset_index(drop=True)
+
+
+def train_run(cfg: MilConfig, features_dir: str | Path, slides_csv: str | Path, out_dir: str | Path, slides_dir: str | Path | None = None) -> CVResult:
+    """Validate, load, cross-validate, and write everything into ``out_dir``."""
+    out_dir = Path(out_dir)
+    task = cfg.task
+    df = validate_slide_table(read_slide_table(slides_csv), task, features_dir, cfg.eval.folds, cfg.data.group_by)
+    classes = class_names(df, task) if task.kind == "classification" else None
+    train_df, test_df = _split_test(df)
+    bags = load_bags(train_df, features_dir, target_array(train_df, task, classes), cfg.data.group_by)
+    test_bags = load_bags(test_df, features_dir, target_array(test_df, task, classes), cfg.data.group_by) if len(test_df) else []
+    predefined = None
+    if "fold" in train_df.columns:
+        key_col = "patient_id" if cfg.data.group_by == "patient" else "slide_id"
+        fold_of = dict(zip(train_df[key_col].astype(str), train_df["fold"]))
+        predefined = np.array([fold_of[b.key] for b in bags])
+    dim = bags[0].features.shape[1]
+    log.info("%d bags (%d test), %d-d features, task %s, aggregator %s", len(bags), len(test_bags), dim, task.kind, cfg.aggregator.kind)
+    meta = model_meta(dim, cfg.aggregator, task.kind, classes, task.survival_loss, task.n_bins)
+    meta["group_by"] = cfg.data.group_by
+    out_dir.mkdir(parents=True, exist_ok=True)
+    dump_config(cfg, out_dir / "config.yaml")
+    result = run_cv(cfg, meta, bags, out_dir, test_bags, predefined)
+    extras: dict[str, Any] = {}
+    if cfg.eval.plots:
+        from wsi_ssl.mil.plots import task_plots
+
+        extras["plots"] = task_plots(task.kind, result.oof, classes, out_dir / "plots", "oof")
+        if result.test is not None:
+            extras["test_plots"] = task_plots(task.kind, result.test, classes, out_dir / "plots", "test")
+    if cfg.eval.heatmaps and result.oof_scores and cfg.aggregator.kind != "mean":
+        order = _confident_first(result.oof, task.kind, classes)
+        extras["heatmaps"] = write_heatmaps(bags, result.oof_scores, features_dir, out_dir / "heatmaps", df, slides_dir, cfg.eval.heatmaps, cfg.eval.top_tiles, order)
+    if extras:
+        import json
+
+        (out_dir / "outputs.json").write_text(json.dumps(extras, indent=2, default=float))
+    return result
+
+
+def _confident_first(oof: pd.DataFrame, task: str, classes: list[str] | None) -> list[str]:
+    """Bags ordered by the strongest prediction: highest positive probability / value / risk."""
+    if task == "classification" and classes:
+        col = f"prob_{classes[-1]}"
+    else:
+        col = "pred" if task == "regression" else "risk"
+    return oof.sort_values(col, ascending=False)["key"].astype(str).tolist()
+
+
+def summary_line(result: CVResult) -> str:
+    parts = [f"{k} {v['value']:.3f} [{v['ci_low']:.3f}, {v['ci_high']:.3f}]" for k, v in result.metrics["oof"].items()]
+    return f"out-of-fold ({result.metrics['n_bags']} bags, {result.metrics['folds']} folds): " + ", ".join(parts)

@@ -1,0 +1,84 @@
+"""The slide-level model: normalize -> project -> aggregate -> head, and its run-dir form.
+
+Everything a fold model needs at prediction time lives in its own weights file as buffers
+(feature mean/std, regression target mean/std, discrete-time bin edges, all fitted on that
+fold's training data), so a fold model is rebuilt from ``model.json`` plus its
+``model.safetensors`` with no training code (see :mod:`wsi_ssl.mil.loading`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from wsi_ssl.mil.aggregators import AggOutput, build_aggregator
+from wsi_ssl.mil.config import AggregatorConfig
+from wsi_ssl.mil.heads import Head, head_out_dim, predictions
+
+
+class MILModel(nn.Module):
+    def __init__(self, input_dim: int, agg_cfg: AggregatorConfig, task: str, out_dim: int, survival_loss: str = "cox", n_bins: int = 0) -> None:
+        super().__init__()
+        self.task = task
+        self.survival_loss = survival_loss
+        self.register_buffer("feat_mean", torch.zeros(input_dim))
+        self.register_buffer("feat_std", torch.ones(input_dim))
+        self.register_buffer("target_mean", torch.zeros(()))
+        self.register_buffer("target_std", torch.ones(()))
+        self.register_buffer("bin_edges", torch.zeros(n_bins + 1 if n_bins else 0))
+        hidden = agg_cfg.hidden_dim
+        if hidden > 0:
+            self.project: nn.Module = nn.Sequential(nn.Linear(input_dim, hidden), nn.ReLU(), nn.Dropout(agg_cfg.dropout))
+        else:
+            self.project = nn.Identity()
+            hidden = input_dim
+        self.aggregator = build_aggregator(agg_cfg, hidden)
+        self.head = Head(self.aggregator.out_dim, out_dim, dropout=agg_cfg.dropout if agg_cfg.hidden_dim else 0.0)
+
+    def forward_full(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, AggOutput]:
+        """Raw head outputs [B, out] and the aggregator's output (scores for heatmaps)."""
+        h = self.project((x - self.feat_mean) / self.feat_std)
+        agg = self.aggregator(h, mask, self.head)
+        out = self.head(agg.embedding)
+        if agg.instance_logits is not None:
+            out = 0.5 * (out + agg.instance_logits)
+        return out, agg
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.forward_full(x, mask)[0]
+
+    @torch.no_grad()
+    def predict(self, x: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+        out, agg = self.forward_full(x, mask)
+        pred = predictions(self.task, self.survival_loss, out, float(self.target_mean), float(self.target_std))
+        if agg.scores is not None:
+            pred["scores"] = agg.scores
+        return pred
+
+
+def model_meta(input_dim: int, agg_cfg: AggregatorConfig, task: str, classes: list[str] | None, survival_loss: str, n_bins: int) -> dict[str, Any]:
+    """The JSON description of a model; ``build_model(meta)`` turns it back into a module."""
+    n_classes = len(classes) if classes else 0
+    sl = survival_loss if task == "survival" else None
+    return {
+        "task": task,
+        "survival_loss": sl,
+        "classes": classes,
+        "input_dim": input_dim,
+        "out_dim": head_out_dim(task, n_classes, survival_loss, n_bins),
+        "n_bins": n_bins if sl == "discrete" else 0,
+        "aggregator": agg_cfg.model_dump(mode="json"),
+    }
+
+
+def build_model(meta: dict[str, Any]) -> MILModel:
+    return MILModel(
+        input_dim=int(meta["input_dim"]),
+        agg_cfg=AggregatorConfig.model_validate(meta["aggregator"]),
+        task=meta["task"],
+        out_dim=int(meta["out_dim"]),
+        survival_loss=meta.get("survival_loss") or "cox",
+        n_bins=int(meta.get("n_bins") or 0),
+    )

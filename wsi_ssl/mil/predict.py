@@ -1,0 +1,70 @@
+"""``wsi-ssl mil predict``: score new slides with a trained run's fold-model ensemble.
+
+Bags are slides, or patients when the run grouped by patient and a slide table with
+``patient_id`` is given. Predictions are averaged over the fold models in probability / value /
+risk space; survival probabilities at the run's evaluation times are averaged per time point.
+Every tile is used (no subsampling at prediction time).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from wsi_ssl.mil.bags import Bag, load_bags
+from wsi_ssl.mil.cv import prediction_frame
+from wsi_ssl.mil.loading import load_mil_model
+from wsi_ssl.mil.survival import cox_survival, discrete_survival_at
+from wsi_ssl.mil.table import SlideTableError, read_slide_table
+from wsi_ssl.mil.train import predict_bags
+from wsi_ssl.stores.atomic import atomic_output
+from wsi_ssl.stores.features import feature_path, iter_feature_files
+
+
+def prediction_bags(features_dir: str | Path, slides_csv: str | Path | None, group_by: str) -> tuple[list[Bag], pd.DataFrame]:
+    """Bags for prediction (no targets): the table's slides, or every feature file in the folder."""
+    if slides_csv is not None:
+        df = read_slide_table(slides_csv)
+        if "slide_id" not in df.columns:
+            raise SlideTableError(f"{slides_csv}: no 'slide_id' column")
+        if "patient_id" not in df.columns:
+            df["patient_id"] = df["slide_id"]
+        missing = [s for s in df["slide_id"].astype(str) if not feature_path(features_dir, s).is_file()]
+        if missing:
+            raise SlideTableError(f"{slides_csv}: {len(missing)} slide(s) have no feature file in {features_dir}: {', '.join(missing[:5])}")
+    else:
+        ids = [p.stem for p in iter_feature_files(features_dir)]
+        if not ids:
+            raise SlideTableError(f"no feature files (*.h5) in {features_dir}")
+        df = pd.DataFrame({"slide_id": ids, "patient_id": ids})
+    df["slide_id"], df["patient_id"] = df["slide_id"].astype(str), df["patient_id"].astype(str)
+    empty = np.empty((len(df), 0))
+    return load_bags(df, features_dir, empty, group_by if slides_csv is not None else "slide"), df
+
+
+def predict_run(model_dir: str | Path, features_dir: str | Path, out_csv: str | Path, slides_csv: str | Path | None = None, batch_size: int = 8) -> pd.DataFrame:
+    """Write one row per bag to ``out_csv`` and return it."""
+    ensemble, meta = load_mil_model(model_dir)
+    bags, _ = prediction_bags(features_dir, slides_csv, meta.get("group_by", "slide"))
+    dim = bags[0].features.shape[1]
+    if dim != meta["input_dim"]:
+        raise SlideTableError(f"features in {features_dir} are {dim}-d but the model at {model_dir} expects {meta['input_dim']}-d (a different encoder?)")
+    times = np.asarray(meta["eval_times"]) if meta.get("eval_times") else None
+    preds = []
+    for model, fold in zip(ensemble.models, meta["folds"]):
+        p = predict_bags(model, bags, batch_size)
+        if times is not None:
+            if meta.get("survival_loss") == "discrete":
+                p["survival_at_times"] = discrete_survival_at(p["survival"], model.bin_edges.numpy(), times)
+            else:
+                p["survival_at_times"] = cox_survival(p["risk"], times, np.asarray(fold["baseline_times"]), np.asarray(fold["baseline_cumhaz"]))
+        p.pop("survival", None)
+        preds.append(p)
+    mean = {k: np.mean([p[k] for p in preds], axis=0) for k in preds[0]}
+    df = prediction_frame(meta, bags, mean, times)
+    out_csv = Path(out_csv)
+    with atomic_output(out_csv) as tmp:
+        df.to_csv(tmp, index=False)
+    return df

@@ -1,0 +1,156 @@
+"""Fitting one fold: training-fold statistics, the epoch loop, early stopping, prediction.
+
+Everything fitted from data (feature mean/std, regression target mean/std, discrete-time bins,
+class weights) is computed from the training fold's bags only and stored in the model's buffers,
+so the validation and test bags influence nothing but early stopping and the reported metrics.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time as _time
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from wsi_ssl.mil.bags import Bag, iter_batches
+from wsi_ssl.mil.config import MilConfig
+from wsi_ssl.mil.losses import fit_time_bins, make_loss
+from wsi_ssl.mil.model import MILModel, build_model
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FitResult:
+    model: MILModel
+    best_epoch: int
+    best_val_loss: float | None
+    history: list[dict[str, float]] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def _targets(bags: Sequence[Bag]) -> np.ndarray:
+    return np.stack([np.asarray(b.target) for b in bags])
+
+
+def prepare_model(cfg: MilConfig, meta: dict[str, Any], train_bags: Sequence[Bag]) -> tuple[MILModel, torch.Tensor | None]:
+    """A fresh model whose buffers hold the training fold's statistics, and class weights."""
+    from wsi_ssl.mil.bags import instance_stats
+
+    model = build_model(meta)
+    y = _targets(train_bags)
+    if cfg.data.normalize_features:
+        mean, std = instance_stats(train_bags, seed=cfg.train.seed)
+        model.feat_mean.copy_(torch.from_numpy(mean))
+        model.feat_std.copy_(torch.from_numpy(std))
+    if meta["task"] == "regression" and cfg.task.standardize_target:
+        model.target_mean.fill_(float(y.mean()))
+        model.target_std.fill_(float(y.std()) if y.std() > 0 else 1.0)
+    if meta.get("survival_loss") == "discrete":
+        model.bin_edges.copy_(torch.from_numpy(fit_time_bins(y[:, 0], y[:, 1], meta["n_bins"])).float())
+    weights = None
+    if meta["task"] == "classification" and cfg.task.class_weights != "none":
+        n_classes = len(meta["classes"])
+        if cfg.task.class_weights == "balanced":
+            counts = np.bincount(y.astype(int), minlength=n_classes).astype(float)
+            weights = torch.tensor(len(y) / (n_classes * np.maximum(counts, 1)), dtype=torch.float32)
+        else:
+            if len(cfg.task.class_weights) != n_classes:
+                raise ValueError(f"task.class_weights has {len(cfg.task.class_weights)} values for {n_classes} classes")
+            weights = torch.tensor(cfg.task.class_weights, dtype=torch.float32)
+    return model, weights
+
+
+def _loss_target(model: MILModel, y: torch.Tensor) -> torch.Tensor:
+    if model.task == "regression":
+        return (y - model.target_mean) / model.target_std
+    return y
+
+
+@torch.no_grad()
+def forward_all(model: MILModel, bags: Sequence[Bag], batch_size: int, device: torch.device) -> torch.Tensor:
+    """Raw head outputs for every bag, in order, with every instance (no subsampling)."""
+    model.eval()
+    outs: list[torch.Tensor] = [torch.empty(0)] * len(bags)
+    for idx, batch in iter_batches(bags, batch_size, rng=None, bucket=True):
+        b = batch.to(device)
+        out = model(b.x, b.mask).float().cpu()
+        for j, i in enumerate(idx):
+            outs[i] = out[j]
+    return torch.stack(outs)
+
+
+def fit(cfg: MilConfig, meta: dict[str, Any], train_bags: Sequence[Bag], val_bags: Sequence[Bag], seed: int) -> FitResult:
+    """Train on ``train_bags``; keep the weights of the epoch with the lowest validation loss."""
+    started = _time.perf_counter()
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    device = pick_device(cfg.train.device)
+    model, class_weights = prepare_model(cfg, meta, train_bags)
+    model.to(device)
+    loss_fn = make_loss(meta["task"], meta.get("survival_loss") or "cox", cfg.task.ties, cfg.task.cox_weighting, class_weights, model.bin_edges)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+    y_val = torch.from_numpy(_targets(val_bags)) if val_bags else None
+    best_state, best_epoch, best_val = copy.deepcopy(model.state_dict()), 0, float("inf")
+    history: list[dict[str, float]] = []
+    for epoch in range(1, cfg.train.epochs + 1):
+        model.train()
+        total, n = 0.0, 0
+        for _, batch in iter_batches(train_bags, cfg.data.batch_size, rng, cfg.data.max_instances_train, cfg.data.bucket_by_length):
+            b = batch.to(device)
+            loss = loss_fn(model(b.x, b.mask), _loss_target(model, b.target))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += loss.item() * len(b.keys)
+            n += len(b.keys)
+        row = {"epoch": float(epoch), "train_loss": total / max(n, 1)}
+        if y_val is not None:
+            out = forward_all(model, val_bags, cfg.data.batch_size, device)
+            y = y_val.long() if y_val.dtype in (torch.int32, torch.int64) else y_val.float()
+            row["val_loss"] = float(loss_fn(out.to(device), _loss_target(model, y.to(device))))
+            if row["val_loss"] < best_val - 1e-6:
+                best_val, best_epoch, best_state = row["val_loss"], epoch, copy.deepcopy(model.state_dict())
+            elif epoch - best_epoch >= cfg.train.patience:
+                history.append(row)
+                break
+        history.append(row)
+        log.debug("epoch %d %s", epoch, row)
+    if y_val is None:
+        best_state, best_epoch = model.state_dict(), int(history[-1]["epoch"])
+    model.load_state_dict(best_state)
+    model.eval()
+    return FitResult(model=model.cpu(), best_epoch=best_epoch, best_val_loss=None if y_val is None else best_val, history=history, seconds=_time.perf_counter() - started)
+
+
+@torch.no_grad()
+def predict_bags(model: MILModel, bags: Sequence[Bag], batch_size: int, device: torch.device | str = "cpu", keep_scores: bool = False) -> dict[str, Any]:
+    """Named predictions (prob / value / risk / survival) per bag; attention scores on request."""
+    model.eval().to(device)
+    per_bag: list[dict[str, np.ndarray]] = [{} for _ in bags]
+    for idx, batch in iter_batches(bags, batch_size, rng=None, bucket=True):
+        b = batch.to(device)
+        pred = model.predict(b.x, b.mask)
+        for j, i in enumerate(idx):
+            for k, v in pred.items():
+                if k == "scores":
+                    if keep_scores:
+                        per_bag[i][k] = v[j, : len(bags[i])].float().cpu().numpy()
+                else:
+                    per_bag[i][k] = v[j].float().cpu().numpy()
+    model.cpu()
+    keys = [k for k in per_bag[0] if k != "scores"] if per_bag else []
+    result: dict[str, Any] = {k: np.stack([p[k] for p in per_bag]) for k in keys}
+    if keep_scores:
+        result["scores"] = [p.get("scores") for p in per_bag]
+    return result
