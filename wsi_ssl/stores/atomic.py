@@ -48,9 +48,14 @@ def atomic_output(final: str | Path) -> Iterator[Path]:
     except BaseException:
         remove_path(tmp)
         raise
+    publish(tmp, final)
+
+
+def publish(tmp: Path, final: Path) -> None:
+    """Move a finished temporary output into place, replacing whatever was there."""
     if final.exists():
-        # A directory cannot be replaced atomically by rename; move the old one aside first so
-        # that at every instant either the old or the new output is visible in full.
+        # A non-empty directory cannot be renamed over; move the old one aside first. At no
+        # instant is a half-written output visible under the final name.
         trash = partial_path(final)
         os.replace(final, trash)
         os.replace(tmp, final)

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from wsi_ssl.shard import Shard
 from wsi_ssl.slide.discover import SlideEntry
-from wsi_ssl.stores.atomic import clean_partials, partial_path, remove_path
+from wsi_ssl.stores.atomic import clean_partials, partial_path, publish, remove_path
 from wsi_ssl.stores.tile_store import (
     TileArraysSpec, create_tile_arrays, is_complete, mark_complete, store_path,
 )
@@ -134,7 +134,7 @@ def run_tiling(entries: list[SlideEntry], out_dir: Path, cfg: TileConfig, shard:
         if status == "done":
             assert state.tmp is not None and state.plan is not None
             mark_complete(state.tmp, {"seconds": round(seconds, 2)})
-            os.replace(state.tmp, store_path(out_dir, sid))
+            publish(state.tmp, store_path(out_dir, sid))
             if state.plan.qc_image is not None:
                 write_qc(out_dir / "qc" / f"{sid}.png", state.plan.qc_image)
             summary.done += 1
