@@ -38,8 +38,11 @@ def draw_pen_marks(
     Each stroke is a curve from one slide edge through the tissue to another edge (so it lies on
     glass and crosses tissue); one colour per stroke, cycling blue, green, black.
     """
+    if not rgb.flags.c_contiguous:
+        raise ValueError("draw_pen_marks draws in place and needs a C-contiguous RGB array")
     h, w = rgb.shape[:2]
     mask = np.zeros((h, w), np.uint8)
+    flat = rgb.reshape(-1, 3)
     inks = list(PEN_INKS)
     for i in range(n_strokes):
         stroke = np.zeros((h, w), np.uint8)
@@ -48,16 +51,12 @@ def draw_pen_marks(
         through = np.array(tissue_centre) + rng.normal(0, 0.12, 2) * (w, h)
         curve = _bezier(start, through, end)
         cv2.polylines(stroke, [np.rint(curve).astype(np.int32)], False, 255, thickness, cv2.LINE_AA)
-        ys, xs = np.nonzero(stroke)
-        if len(ys) == 0:
-            continue
-        y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
-        alpha = stroke[y0:y1, x0:x1].astype(np.float32) / 255.0
-        alpha *= np.float32(rng.uniform(0.85, 1.0))
-        transmission = np.array(PEN_INKS[inks[i % len(inks)]], np.float32)
-        region = rgb[y0:y1, x0:x1].astype(np.float32)
-        region *= 1.0 - alpha[..., None] * (1.0 - transmission)
-        rgb[y0:y1, x0:x1] = np.clip(region, 0, 255).astype(np.uint8)
+        idx = np.flatnonzero(stroke)  # a stroke covers a few % of the slide: work on those only
+        alpha = stroke.ravel()[idx].astype(np.float32) * np.float32(rng.uniform(0.85, 1.0) / 255.0)
+        absorbed = 1.0 - np.array(PEN_INKS[inks[i % len(inks)]], np.float32)
+        pixels = flat[idx].astype(np.float32)
+        pixels *= 1.0 - alpha[:, None] * absorbed
+        flat[idx] = np.clip(pixels, 0, 255).astype(np.uint8)
         np.maximum(mask, stroke, out=mask)
     return mask
 

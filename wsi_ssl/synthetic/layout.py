@@ -46,10 +46,14 @@ def tiled_noise(rng: np.random.Generator, shape: tuple[int, int], scale: float, 
     """
     h, w = shape
     block = smooth_noise(rng, (min(h, period), min(w, period)), scale)
-    reps = (-(-h // block.shape[0]), -(-w // block.shape[1]))
     oy, ox = int(rng.integers(block.shape[0])), int(rng.integers(block.shape[1]))
     block = np.roll(block, (oy, ox), axis=(0, 1))
-    return np.tile(block, reps)[:h, :w]
+    bh, bw = block.shape
+    out = np.empty((h, w), np.float32)
+    for y in range(0, h, bh):
+        for x in range(0, w, bw):
+            out[y : y + bh, x : x + bw] = block[: min(bh, h - y), : min(bw, w - x)]
+    return out
 
 
 def tissue_mask(rng: np.random.Generator, shape: tuple[int, int], cell_um: float) -> np.ndarray:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 # Macenko reference optical-density vectors (unit length) for haematoxylin and eosin.
@@ -66,8 +67,9 @@ class StainStyle:
 
 def to_rgb(h: np.ndarray, e: np.ndarray, style: StainStyle) -> np.ndarray:
     """RGB uint8 ``[..., 3]`` of concentration fields ``h`` and ``e`` (same shape)."""
-    hq = np.clip(h * (255.0 / H_MAX), 0, 255).astype(np.uint16)
-    eq = np.clip(e * (255.0 / E_MAX), 0, 255).astype(np.uint16)
+    # convertScaleAbs saturates to uint8 in one pass (inputs are non-negative, so abs is a no-op).
+    hq = cv2.convertScaleAbs(h, alpha=255.0 / H_MAX).astype(np.uint16)
+    eq = cv2.convertScaleAbs(e, alpha=255.0 / E_MAX)
     hq <<= 8
     hq |= eq
     return style.lut()[hq]

@@ -46,34 +46,30 @@ class TissueStyle:
 
 
 def fibre_field(rng: np.random.Generator, shape: tuple[int, int], mpp: float) -> tuple[np.ndarray, float]:
-    """Wavy parallel fibres in [0, 1] and their mean direction (radians).
+    """Wavy parallel fibres in [0, 1] at half resolution, and their mean direction (radians).
 
     The fibres are the bright bands of ``sin(2 pi psi / period)`` where ``psi`` is a tilted
-    plane plus smooth noise: its level sets are wavy, roughly parallel curves. Drawn at half
-    resolution and upsampled.
+    plane plus smooth noise: its level sets are wavy, roughly parallel curves.
     """
-    h, w = shape
-    hh, hw = (h + 1) // 2, (w + 1) // 2
+    hh, hw = shape[0], shape[1]
     theta = rng.uniform(0, np.pi)
     period = rng.uniform(7.0, 10.0) / mpp / 2
-    yy, xx = np.mgrid[0:hh, 0:hw].astype(np.float32)
-    psi = xx * np.float32(np.cos(theta)) + yy * np.float32(np.sin(theta))
+    psi = np.arange(hw, dtype=np.float32)[None, :] * np.float32(np.cos(theta))
+    psi = psi + np.arange(hh, dtype=np.float32)[:, None] * np.float32(np.sin(theta))
     psi += smooth_noise(rng, (hh, hw), 90.0 / mpp / 2) * np.float32(35.0 / mpp / 2)
     psi += smooth_noise(rng, (hh, hw), 25.0 / mpp / 2) * np.float32(4.0 / mpp / 2)
-    bands = np.sin(psi * np.float32(2 * np.pi / period))
-    fibres = np.clip(bands, 0, 1) ** 2
+    fibres = np.sin(psi * np.float32(2 * np.pi / period))
+    np.clip(fibres, 0, 1, out=fibres)
+    fibres *= fibres
     # Break fibres into segments and vary their strength.
     fibres *= np.clip(0.55 + 0.6 * smooth_noise(rng, (hh, hw), 12.0 / mpp / 2), 0, 1)
-    full = cv2.resize(fibres, (hw * 2, hh * 2), interpolation=cv2.INTER_LINEAR)[:h, :w]
-    return full, theta + np.pi / 2  # bands run perpendicular to the plane's gradient
+    return fibres, theta + np.pi / 2  # bands run perpendicular to the plane's gradient
 
 
 def fat_membranes(rng: np.random.Generator, shape: tuple[int, int], mpp: float) -> np.ndarray:
-    """[0, 1] map of thin polygonal cell membranes (Voronoi edges of ~80 um cells)."""
-    h, w = shape
-    f = 2
-    sh, sw = (h + f - 1) // f, (w + f - 1) // f
-    spacing = rng.uniform(65.0, 95.0) / mpp / f
+    """[0, 1] map at half resolution of thin polygonal membranes (Voronoi edges of ~80 um cells)."""
+    sh, sw = shape
+    spacing = rng.uniform(65.0, 95.0) / mpp / 2
     seeds = jittered_points(rng, (sh, sw), spacing, jitter=0.35)
     img = np.ones((sh, sw), np.uint8)
     xi = np.clip(seeds[:, 0].astype(int), 0, sw - 1)
@@ -83,9 +79,8 @@ def fat_membranes(rng: np.random.Generator, shape: tuple[int, int], mpp: float) 
     edge = np.zeros((sh, sw), np.float32)
     edge[:, 1:] += labels[:, 1:] != labels[:, :-1]
     edge[1:, :] += labels[1:, :] != labels[:-1, :]
-    edge = np.minimum(edge, 1.0)
-    edge = cv2.resize(edge, (sw * f, sh * f), interpolation=cv2.INTER_LINEAR)[:h, :w]
-    return cv2.GaussianBlur(edge, (0, 0), 0.5 / mpp * 0.8)
+    np.minimum(edge, 1.0, out=edge)
+    return cv2.GaussianBlur(edge, (0, 0), 0.4 / mpp / 2 + 0.3)
 
 
 def render_concentrations(
@@ -93,11 +88,12 @@ def render_concentrations(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Haematoxylin and eosin concentration fields (float32, level 0) for a label image.
 
-    Written as a few in-place passes over the full-resolution arrays; that, not the number of
-    nuclei, is what a 12-megapixel slide costs.
+    Smooth fields (mottle, fibres, membranes) are composed at half or quarter resolution and
+    upsampled once; the full-resolution work is a few in-place passes, which is what a
+    12-megapixel slide costs, not the number of nuclei.
     """
-    shape = labels.shape
-    h, w = shape
+    h, w = labels.shape
+    hh, hw = -(-h // 2), -(-w // 2)
     h_conc = BASE_H[labels]
     e_conc = BASE_E[labels]
     # Staining unevenness: slow (~0.5 mm) and cellular-scale (~15 um) multiplicative noise,
@@ -106,29 +102,32 @@ def render_concentrations(
     mottle_q = 0.10 * smooth_noise(rng, (qh, qw), 125.0 / mpp) + 0.12 * smooth_noise(rng, (qh, qw), 3.75 / mpp)
     mottle = cv2.resize(mottle_q, (w, h), interpolation=cv2.INTER_LINEAR)
     mottle += 1.0
-    grain = tiled_noise(rng, shape, 1.5)
+    grain = tiled_noise(rng, (h, w), 1.5)
     h_conc *= mottle
     mottle += 0.15 * grain
     e_conc *= mottle
     del mottle
 
-    fibres, fibre_dir = fibre_field(rng, shape, mpp)
-    membranes = fat_membranes(rng, shape, mpp)
-    overlay = np.where(labels == FAT, membranes, fibres)
-    del fibres
-    overlay *= (labels == STROMA) | (labels == FAT)
-    e_conc += 0.55 * overlay
-    del overlay
-    h_conc += 0.04 * membranes * (labels == FAT)
-    del membranes
+    # Fibres in stroma, membranes in fat: one overlay composed at half resolution.
+    labels_half = labels[::2, ::2]
+    fibres, fibre_dir = fibre_field(rng, (hh, hw), mpp)
+    membranes = fat_membranes(rng, (hh, hw), mpp)
+    fat_half = labels_half == FAT
+    overlay = np.where(fat_half, membranes, fibres)
+    overlay *= fat_half | (labels_half == STROMA)
+    overlay *= np.float32(0.55)
+    e_conc += cv2.resize(overlay, (hw * 2, hh * 2), interpolation=cv2.INTER_LINEAR)[:h, :w]
+    del overlay, fibres, membranes
 
     canvas, lumen_mask = draw_all_nuclei(
         rng, labels, mpp, high_grade=style.high_grade, stromal_til=style.stromal_til, fibre_direction=fibre_dir
     )
     nuclei = cv2.GaussianBlur(canvas, (0, 0), 0.35 / mpp).astype(np.float32)
     del canvas
-    nuclei *= np.float32(NUCLEUS_SCALE)
-    nuclei *= 1.0 + 0.22 * grain  # chromatin texture
+    grain *= np.float32(0.22 * NUCLEUS_SCALE)
+    grain += np.float32(NUCLEUS_SCALE)
+    nuclei *= grain  # haematoxylin with chromatin texture
+    del grain
     h_conc += nuclei
     nuclei *= -0.25
     nuclei += 1.0
@@ -136,11 +135,11 @@ def render_concentrations(
     e_conc *= nuclei  # nuclei displace eosin-stained cytoplasm
     del nuclei
     if lumen_mask is not None:
-        open_space = lumen_mask.astype(np.float32)
-        open_space *= np.float32(1 / 255)
-        open_space *= labels == TUMOR
-        h_conc *= 1.0 - 0.9 * open_space
-        e_conc *= 1.0 - 0.85 * open_space
+        # Lumens are open space: most stain gone, a little eosinophilic secretion left.
+        np.multiply(lumen_mask, labels == TUMOR, out=lumen_mask, casting="unsafe")
+        level = np.arange(256, dtype=np.float32) / 255.0
+        h_conc *= (1.0 - 0.9 * level)[lumen_mask]
+        e_conc *= (1.0 - 0.85 * level)[lumen_mask]
     np.maximum(h_conc, 0, out=h_conc)
     np.maximum(e_conc, 0, out=e_conc)
     return h_conc, e_conc
