@@ -29,6 +29,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--jpeg-quality", type=int, default=90, help="JPEG quality (default 90)")
     p.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")
+    p.add_argument(
+        "--overwrite", action="store_true", help="regenerate slides even if already written with the same arguments"
+    )
     p.set_defaults(func=run)
 
 
@@ -53,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
         jpeg_quality=args.jpeg_quality,
         compression=args.compression,
         workers=args.workers,
+        overwrite=args.overwrite,
     )
     with open(csv_path, newline="") as fh:
         rows = list(csv.DictReader(fh))

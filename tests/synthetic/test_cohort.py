@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tiffslide
 from scipy.stats import spearmanr
 
 from wsi_ssl.cli import main
@@ -46,11 +47,27 @@ def test_cohort_writes_slides_truth_and_table(tiny_cohort: Path) -> None:
     assert all(len(v) == 1 for v in by_patient.values())
 
 
-def test_same_seed_gives_byte_identical_cohort(tiny_cohort: Path, tmp_path: Path) -> None:
-    again = make_cohort(tmp_path, 6, seed=11, slides_per_patient=2, **TINY)
+def test_same_seed_gives_byte_identical_cohort_with_any_worker_count(tiny_cohort: Path, tmp_path: Path) -> None:
+    again = make_cohort(tmp_path, 6, seed=11, slides_per_patient=2, workers=2, **TINY)
     assert again.read_bytes() == tiny_cohort.read_bytes()
     for r in _rows(again):
         assert (tmp_path / r["path"]).read_bytes() == (tiny_cohort.parent / r["path"]).read_bytes()
+
+
+def test_rerun_keeps_finished_slides_and_redoes_missing_ones(tmp_path: Path) -> None:
+    csv_path = make_cohort(tmp_path, 3, seed=2, **TINY)
+    first = csv_path.read_bytes()
+    slides = [tmp_path / r["path"] for r in _rows(csv_path)]
+    stamps = [s.stat().st_mtime_ns for s in slides]
+    truth_path_for(slides[1]).unlink()  # as if killed between the slide and its truth
+    assert make_cohort(tmp_path, 3, seed=2, **TINY).read_bytes() == first
+    assert slides[0].stat().st_mtime_ns == stamps[0] and slides[2].stat().st_mtime_ns == stamps[2]
+    assert slides[1].stat().st_mtime_ns != stamps[1] and truth_path_for(slides[1]).is_file()
+    make_cohort(tmp_path, 3, seed=2, overwrite=True, **TINY)
+    assert slides[0].stat().st_mtime_ns != stamps[0]
+    # Other arguments are other slides: a changed size is regenerated, not reused.
+    make_cohort(tmp_path, 3, seed=2, width=640, height=384, levels=2)
+    assert tiffslide.TiffSlide(slides[0]).dimensions == (640, 384)
 
 
 def test_other_seed_gives_another_cohort(tiny_cohort: Path) -> None:

@@ -29,7 +29,7 @@ from __future__ import annotations
 import csv
 import math
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -73,6 +73,7 @@ class SlidePlan:
     levels: int
     jpeg_quality: int
     compression: str
+    skip_existing: bool = True
 
 
 @dataclass(frozen=True)
@@ -167,6 +168,7 @@ def render_planned(plan: SlidePlan) -> dict[str, float]:
         high_grade=plan.high_grade,
         lymph_fraction=plan.lymph_fraction,
         edge_artifacts=plan.edge_artifacts,
+        skip_existing=plan.skip_existing,
     )
     return truth.class_fractions()
 
@@ -184,11 +186,13 @@ def make_cohort(
     jpeg_quality: int = 90,
     compression: str = "jpeg",
     workers: int = 1,
+    overwrite: bool = False,
 ) -> Path:
     """Write ``out_dir/slides/<slide_id>.tiff`` (+ truth) and ``out_dir/slides.csv``; return the CSV.
 
     The CSV's ``path`` column is relative to the CSV's folder. ``workers > 1`` renders slides in
-    parallel processes; the output does not depend on it.
+    parallel processes; the output does not depend on it. A rerun keeps slides already written
+    with the same arguments (so an interrupted run resumes) unless ``overwrite``.
     """
     out_dir = Path(out_dir)
     (out_dir / "slides").mkdir(parents=True, exist_ok=True)
@@ -204,6 +208,8 @@ def make_cohort(
         jpeg_quality=jpeg_quality,
         compression=compression,
     )
+    if overwrite:
+        plans = [replace(plan, skip_existing=False) for plan in plans]
     if workers > 1 and len(plans) > 1:
         with ProcessPoolExecutor(max_workers=min(workers, len(plans))) as pool:
             fractions = list(pool.map(render_planned, plans))

@@ -9,6 +9,7 @@ pages rather than SubIFDs because OpenSlide's generic-TIFF reader only sees top-
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Literal
@@ -21,9 +22,29 @@ from wsi_ssl.synthetic.artefacts import draw_edge_artefacts, draw_pen_marks
 from wsi_ssl.synthetic.layout import MAP_DOWNSAMPLE, class_layout, upsample_labels
 from wsi_ssl.synthetic.stain import StainStyle, to_rgb
 from wsi_ssl.synthetic.texture import TissueStyle, render_concentrations
-from wsi_ssl.synthetic.truth import BACKGROUND, SlideTruth, save_truth, truth_path_for
+from wsi_ssl.synthetic.truth import BACKGROUND, SlideTruth, load_truth, save_truth, truth_path_for
 
 Compression = Literal["jpeg", "none", "zlib"]
+
+# Bump when the rendering changes, so reruns of make_cohort regenerate older slides.
+GENERATOR_VERSION = 3
+
+
+def generator_params(**arguments: object) -> str:
+    """Canonical JSON of write_slide's arguments (path excluded) plus the generator version."""
+    return json.dumps({"generator_version": GENERATOR_VERSION, **arguments}, sort_keys=True)
+
+
+def is_generated(path: str | Path, params: str) -> bool:
+    """True if ``path`` and its truth exist and were written with exactly ``params``."""
+    path = Path(path)
+    truth_file = truth_path_for(path)
+    if not (path.is_file() and truth_file.is_file()):
+        return False
+    try:
+        return load_truth(truth_file).params == params
+    except (OSError, ValueError, KeyError):
+        return False  # unreadable truth: regenerate
 
 
 def _rng(seed: int | np.random.SeedSequence) -> np.random.Generator:
@@ -158,12 +179,14 @@ def write_slide(
     stromal_til: float | None = None,
     stain_jitter: float = 1.0,
     edge_artifacts: bool = False,
+    skip_existing: bool = False,
 ) -> SlideTruth:
     """Generate a slide, write it to ``path`` and its truth to ``truth_path_for(path)``.
 
     ``high_grade`` picks the tumour morphology (the biomarker texture; drawn from the seed if
     None). The TIFF is written under a temporary name and renamed, so a crash never leaves a
-    half-written slide behind. Returns the truth.
+    half-written slide behind. With ``skip_existing`` a slide already written with the same
+    arguments (recorded in its truth file) is kept as it is. Returns the truth.
     """
     path = Path(path)
     if levels < 1:
@@ -176,6 +199,27 @@ def write_slide(
         raise ValueError(f"jpeg_quality must be in 1..100, got {jpeg_quality}")
     if not 0.0 <= tumor_fraction <= 1.0:
         raise ValueError(f"tumor_fraction must be in [0, 1], got {tumor_fraction}")
+    params = generator_params(
+        width=width,
+        height=height,
+        mpp=mpp,
+        levels=levels,
+        tile=tile,
+        seed=seed,
+        tumor_fraction=tumor_fraction,
+        pen_marks=pen_marks,
+        write_mpp=write_mpp,
+        jpeg_quality=jpeg_quality,
+        compression=compression,
+        high_grade=high_grade,
+        fat_fraction=fat_fraction,
+        lymph_fraction=lymph_fraction,
+        stromal_til=stromal_til,
+        stain_jitter=stain_jitter,
+        edge_artifacts=edge_artifacts,
+    )
+    if skip_existing and is_generated(path, params):
+        return load_truth(truth_path_for(path))
     rgb, cmap = render_slide(
         width=width,
         height=height,
@@ -204,4 +248,4 @@ def write_slide(
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-    return save_truth(truth_path_for(path), cmap, MAP_DOWNSAMPLE, mpp)
+    return save_truth(truth_path_for(path), cmap, MAP_DOWNSAMPLE, mpp, params)

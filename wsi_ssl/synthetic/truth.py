@@ -35,6 +35,7 @@ class SlideTruth:
     mpp: float
     tumor_fraction: float
     path: Path
+    params: str = ""  # JSON of the generator arguments that made the slide ("" if unknown)
 
     def class_fractions(self) -> dict[str, float]:
         """Fraction of tissue occupied by each non-background class."""
@@ -56,8 +57,14 @@ def truth_path_for(slide_path: str | Path) -> Path:
     return slide_path.with_name(slide_path.stem + TRUTH_SUFFIX)
 
 
-def save_truth(path: str | Path, class_map: np.ndarray, downsample: int, mpp: float) -> SlideTruth:
-    """Write the truth file (compressed npz) and return it as a :class:`SlideTruth`."""
+def save_truth(
+    path: str | Path, class_map: np.ndarray, downsample: int, mpp: float, params: str = ""
+) -> SlideTruth:
+    """Write the truth file (compressed npz) and return it as a :class:`SlideTruth`.
+
+    ``params`` (JSON text of the generator arguments) lets a rerun recognise a slide that is
+    already generated with the same arguments and skip it.
+    """
     path = Path(path)
     class_map = np.ascontiguousarray(class_map, dtype=np.uint8)
     tumor_fraction = class_fractions(class_map)["tumor"]
@@ -69,9 +76,10 @@ def save_truth(path: str | Path, class_map: np.ndarray, downsample: int, mpp: fl
         class_names=np.array(CLASS_NAMES),
         mpp=np.float64(mpp),
         tumor_fraction=np.float64(tumor_fraction),
+        params=np.array(params),
     )
     tmp.replace(path)
-    return SlideTruth(class_map, int(downsample), float(mpp), float(tumor_fraction), path)
+    return SlideTruth(class_map, int(downsample), float(mpp), float(tumor_fraction), path, params)
 
 
 def load_truth(path: str | Path) -> SlideTruth:
@@ -90,6 +98,7 @@ def load_truth(path: str | Path) -> SlideTruth:
             mpp=float(data["mpp"]),
             tumor_fraction=float(class_fractions(class_map)["tumor"]),
             path=path,
+            params=str(data["params"]) if "params" in data.files else "",
         )
 
 
