@@ -103,8 +103,9 @@ def test_same_seed_same_file_different_seed_different_pixels(tmp_path: Path) -> 
 
 def test_pen_marks_add_blue_and_green_ink(tmp_path: Path) -> None:
     kwargs = {"width": 1024, "height": 768, "levels": 1, "seed": 2}
-    write_slide(tmp_path / "clean.tiff", **kwargs)
-    write_slide(tmp_path / "pen.tiff", pen_marks=True, **kwargs)
+    clean = write_slide(tmp_path / "clean.tiff", **kwargs)
+    inked = write_slide(tmp_path / "pen.tiff", pen_marks=True, **kwargs)
+    np.testing.assert_array_equal(clean.class_map, inked.class_map)  # ink does not move tissue
 
     def ink(name: str) -> tuple[int, int]:
         rgb = _level0(tiffslide.TiffSlide(tmp_path / name)).astype(int)

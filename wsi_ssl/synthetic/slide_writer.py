@@ -47,16 +47,12 @@ def is_generated(path: str | Path, params: str) -> bool:
         return False  # unreadable truth: regenerate
 
 
-def _rng(seed: int | np.random.SeedSequence) -> np.random.Generator:
-    return np.random.default_rng(seed)
-
-
 def render_slide(
     *,
     width: int,
     height: int,
     mpp: float,
-    seed: int | np.random.SeedSequence,
+    seed: int,
     tumor_fraction: float,
     fat_fraction: float | None = None,
     lymph_fraction: float | None = None,
@@ -75,8 +71,8 @@ def render_slide(
         raise ValueError(f"width and height must be at least 16 pixels, got width={width}, height={height}")
     if mpp <= 0:
         raise ValueError(f"mpp must be positive, got {mpp}")
-    streams = np.random.SeedSequence(seed if isinstance(seed, int) else seed.entropy).spawn(5)
-    knobs, layout_rng, texture_rng, stain_rng, artefact_rng = (_rng(s) for s in streams)
+    streams = np.random.SeedSequence(seed).spawn(5)
+    knobs, layout_rng, texture_rng, stain_rng, artefact_rng = (np.random.default_rng(s) for s in streams)
     fat_fraction = float(knobs.uniform(0.05, 0.15)) if fat_fraction is None else fat_fraction
     lymph_fraction = float(knobs.uniform(0.05, 0.4)) if lymph_fraction is None else lymph_fraction
     high_grade = bool(knobs.random() < 0.5) if high_grade is None else high_grade
