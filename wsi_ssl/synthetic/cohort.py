@@ -73,6 +73,7 @@ class SlidePlan:
     levels: int
     jpeg_quality: int
     compression: str
+    til_noise: float = 0.0  # reading noise added to this slide's TIL score (rule 5)
     skip_existing: bool = True
 
 
@@ -99,7 +100,7 @@ def plan_cohort(
     slides_per_patient: int,
     jpeg_quality: int,
     compression: str,
-) -> tuple[list[SlidePlan], dict[str, PatientOutcome], np.random.Generator]:
+) -> tuple[list[SlidePlan], dict[str, PatientOutcome]]:
     """Draw every patient's and slide's parameters (rules 1-6) without rendering anything."""
     if n_slides < 1:
         raise ValueError(f"n_slides must be >= 1, got {n_slides}")
@@ -147,9 +148,10 @@ def plan_cohort(
                     levels=levels,
                     jpeg_quality=jpeg_quality,
                     compression=compression,
+                    til_noise=float(rng.normal(0.0, 2.0)),
                 )
             )
-    return plans, outcomes, rng
+    return plans, outcomes
 
 
 def render_planned(plan: SlidePlan) -> dict[str, float]:
@@ -196,7 +198,7 @@ def make_cohort(
     """
     out_dir = Path(out_dir)
     (out_dir / "slides").mkdir(parents=True, exist_ok=True)
-    plans, outcomes, rng = plan_cohort(
+    plans, outcomes = plan_cohort(
         out_dir,
         n_slides,
         seed=seed,
@@ -215,13 +217,12 @@ def make_cohort(
             fractions = list(pool.map(render_planned, plans))
     else:
         fractions = [render_planned(plan) for plan in plans]
-    til_noise = rng.normal(0.0, 2.0, len(plans))
     csv_path = out_dir / "slides.csv"
     tmp = csv_path.with_name(".slides.csv.partial")
     with open(tmp, "w", newline="") as fh:
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(CSV_COLUMNS)
-        for plan, frac, noise in zip(plans, fractions, til_noise.tolist()):
+        for plan, frac in zip(plans, fractions):
             outcome = outcomes[plan.patient_id]
             connective = frac["lymphocytes"] + frac["stroma"]
             til = 100.0 * frac["lymphocytes"] / connective if connective > 0 else 0.0
@@ -232,7 +233,7 @@ def make_cohort(
                     Path(plan.path).relative_to(out_dir).as_posix(),
                     outcome.biomarker,
                     f"{frac['tumor']:.4f}",
-                    f"{min(max(til + noise, 0.0), 100.0):.2f}",
+                    f"{min(max(til + plan.til_noise, 0.0), 100.0):.2f}",
                     f"{outcome.time:.3f}",
                     outcome.event,
                     f"{mpp:g}",
