@@ -1,0 +1,1 @@
+"""``wsi-ssl serve``: the embeddings API over feature caches, for downstream studies."""

@@ -1,0 +1,114 @@
+"""The FastAPI app factory: builds the server's state from a config and wires routes and middleware.
+
+Everything expensive (encoder, models) is loaded here, once, before the first request; a bad
+model or encoder path fails at startup with a message naming it, not on a user's request.
+"""
+
+from __future__ import annotations
+
+import json
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+from fastapi import FastAPI
+
+from wsi_ssl import __version__
+from wsi_ssl.serve.access_log import AccessLog, AccessLogMiddleware, ASGIApp, Receive, Scope, Send
+from wsi_ssl.serve.catalog import Catalog
+from wsi_ssl.serve.config import ServeConfig
+from wsi_ssl.serve.deps import ServeState
+from wsi_ssl.serve.errors import install_error_handlers
+from wsi_ssl.serve.keys import KeyStore
+from wsi_ssl.serve.models import SlideModel, load_models
+from wsi_ssl.serve.routes import API_PREFIX, api_router
+from wsi_ssl.serve.tile_encoder import TileEncoder
+
+OPENAPI_PATH = Path(__file__).with_name("openapi.json")
+DESCRIPTION = (
+    "Slide and tile embeddings of the lab's feature caches for downstream studies. "
+    "Every endpoint but health needs a study's API key in the X-API-Key header; a key sees only its cohorts."
+)
+
+
+class BodyLimitMiddleware:
+    """Refuses a request whose declared body is over the limit before any of it is read."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            for name, value in scope.get("headers", ()):
+                if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
+                    body = json.dumps(
+                        {"error": "too_large", "detail": f"request body is {int(value)} bytes; the limit is {self.max_bytes}"}
+                    ).encode()
+                    await send(
+                        {
+                            "type": "http.response.start",
+                            "status": 413,
+                            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+                        }
+                    )
+                    await send({"type": "http.response.body", "body": body})
+                    return
+        await self.app(scope, receive, send)
+
+
+def build_state(config: ServeConfig) -> ServeState:
+    """Load everything a config names; raises with the offending path named."""
+    encoder = None
+    if config.encoder is not None:
+        enc = config.encoder
+        encoder = TileEncoder.load(enc.path, enc.weights, device=enc.device, batch_size=enc.batch_size)
+    models: dict[str, SlideModel] = load_models(dict(config.models))
+    return ServeState(
+        config=config,
+        catalog=Catalog(dict(config.cohorts), open_files=config.open_files),
+        keys=KeyStore(config.keys_file),
+        encoder=encoder,
+        models=models,
+    )
+
+
+def create_app(config: ServeConfig, state: ServeState | None = None) -> FastAPI:
+    """The app serving ``config``; pass ``state`` to reuse already loaded encoder/models."""
+    state = state or build_state(config)
+    access_log = AccessLog(config.access_log)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        access_log.close()
+
+    app = FastAPI(
+        title="wsi_ssl embeddings API",
+        version=__version__,
+        description=DESCRIPTION,
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.serve = state
+    install_error_handlers(app)
+    app.include_router(api_router())
+    app.add_middleware(BodyLimitMiddleware, max_bytes=config.limits.max_request_bytes)
+    app.add_middleware(AccessLogMiddleware, access_log=access_log)
+    return app
+
+
+def openapi_document(app: FastAPI | None = None) -> dict[str, Any]:
+    """The OpenAPI document; it does not depend on the config, so any app gives the same one."""
+    if app is None:
+        app = create_app(ServeConfig(access_log=None, keys_file=Path("/nonexistent/keys.json")))
+    return app.openapi()
+
+
+def write_openapi(path: str | Path = OPENAPI_PATH) -> Path:
+    """Regenerate the checked-in document (``wsi-ssl serve --write-openapi``)."""
+    path = Path(path)
+    path.write_text(json.dumps(openapi_document(), indent=2, sort_keys=True) + "\n")
+    return path

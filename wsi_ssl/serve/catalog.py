@@ -1,0 +1,205 @@
+"""Cohorts of feature caches (Contract 3), served read-only without restarts.
+
+Each cohort is a folder of ``<slide_id>.h5`` files. The catalog answers three questions
+cheaply and safely under concurrent requests:
+
+* which slides a cohort holds: the folder listing is cached and redone when the folder's
+  mtime changes, so a slide written by ``wsi-ssl embed`` (temp file renamed into place) shows
+  up on the next request without a restart;
+* one slide's tiles: files are opened read-only (``"r"``; on NFS, where HDF5's file locking
+  fails, set ``HDF5_USE_FILE_LOCKING=FALSE``: the files are immutable once renamed into place)
+  and kept in a small LRU of open handles, checked against the file's inode/mtime/size on every request so a
+  rewritten file is reopened rather than served stale;
+* derived values (the mean embedding): computed once per file version and cached on its handle.
+
+h5py serialises all HDF5 calls behind one global lock, so sharing handles across the server's
+threads is safe; the catalog's own state is guarded by its lock.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from wsi_ssl.stores.features import FeatureFileError, feature_path, iter_feature_files, read_features
+
+# A slide id in a URL must name a file inside the cohort folder and nothing else.
+_SLIDE_ID_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9 ._+=,@()\[\]-]{0,254}$")
+_MEAN_CHUNK = 8192
+
+
+class SlideNotFound(LookupError):
+    """A slide that does not exist, or that the caller's key may not see (answered the same)."""
+
+
+@dataclass(frozen=True)
+class FileStamp:
+    """What identifies one version of a file: a rename or rewrite changes at least one field."""
+
+    dev: int
+    ino: int
+    mtime_ns: int
+    size: int
+
+    @classmethod
+    def of(cls, path: Path) -> "FileStamp | None":
+        try:
+            st = os.stat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        return cls(st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+@dataclass
+class SlideHandle:
+    """One open, validated feature file; shared by requests until the file changes."""
+
+    cohort: str
+    slide_id: str
+    path: Path
+    stamp: FileStamp
+    file: h5py.File
+    coords: np.ndarray  # [N, 2] int64, small enough to keep in memory
+    n_tiles: int
+    dim: int
+    dtype: str
+    attrs: dict[str, Any]
+    _leading_one: bool = False  # CLAM's older [1, N, D] layout
+    # Re-entrant: one derived value may be computed from another (the embedding from the mean).
+    _lock: threading.RLock = field(default_factory=threading.RLock)
+    _derived: dict[str, Any] = field(default_factory=dict)
+
+    def features(self, start: int, stop: int) -> np.ndarray:
+        ds = self.file["features"]
+        return np.asarray(ds[0, start:stop] if self._leading_one else ds[start:stop])
+
+    def cached(self, name: str) -> Any:
+        """A derived value if it was computed already, else None (never computes)."""
+        return self._derived.get(name)
+
+    def derived(self, name: str, compute: Any) -> Any:
+        """A value computed once per file version (``compute(handle)``), e.g. the mean embedding."""
+        if name in self._derived:
+            return self._derived[name]
+        with self._lock:
+            if name not in self._derived:
+                self._derived[name] = compute(self)
+            return self._derived[name]
+
+    def mean_embedding(self) -> np.ndarray | None:
+        """Mean of the tile embeddings in float64 accumulation, returned as float32; None if no tiles."""
+
+        def compute(handle: "SlideHandle") -> np.ndarray | None:
+            if handle.n_tiles == 0:
+                return None
+            total = np.zeros(handle.dim, dtype=np.float64)
+            for start in range(0, handle.n_tiles, _MEAN_CHUNK):
+                total += handle.features(start, min(start + _MEAN_CHUNK, handle.n_tiles)).sum(axis=0, dtype=np.float64)
+            return (total / handle.n_tiles).astype(np.float32)
+
+        return self.derived("mean", compute)
+
+
+def _open_handle(cohort: str, slide_id: str, path: Path, stamp: FileStamp) -> SlideHandle:
+    # read_features validates the Contract 3 shapes and reads coords + attrs; the features
+    # themselves stay on disk and are sliced per request.
+    meta = read_features(path, mmap_coords_only=True)
+    f = h5py.File(path, "r")
+    ds = f["features"]
+    return SlideHandle(
+        cohort=cohort,
+        slide_id=slide_id,
+        path=path,
+        stamp=stamp,
+        file=f,
+        coords=meta.coords,
+        n_tiles=len(meta.coords),
+        dim=meta.dim,
+        dtype=str(ds.dtype),
+        attrs=meta.attrs,
+        _leading_one=len(ds.shape) == 3,
+    )
+
+
+class Catalog:
+    """The cohorts a server exposes, their slides, and open handles to their feature files."""
+
+    def __init__(self, cohorts: dict[str, Path], open_files: int = 64) -> None:
+        self.cohorts = {name: Path(folder) for name, folder in cohorts.items()}
+        self.open_files = open_files
+        self._lock = threading.Lock()
+        self._handles: OrderedDict[Path, SlideHandle] = OrderedDict()
+        self._listings: dict[str, tuple[int, list[str]]] = {}
+
+    def check_folders(self) -> list[str]:
+        """Problems with the configured folders, for the command to report at startup."""
+        return [f"cohort {name!r}: folder {folder} does not exist" for name, folder in self.cohorts.items() if not folder.is_dir()]
+
+    def slide_ids(self, cohort: str) -> list[str]:
+        """Sorted slide ids of a cohort; re-listed only when the folder's mtime changed."""
+        folder = self.cohorts.get(cohort)
+        if folder is None:
+            raise KeyError(cohort)
+        try:
+            mtime = os.stat(folder).st_mtime_ns
+        except FileNotFoundError:
+            return []
+        cached = self._listings.get(cohort)
+        if cached is not None and cached[0] == mtime:
+            return cached[1]
+        ids = [p.stem for p in iter_feature_files(folder) if _SLIDE_ID_RE.match(p.stem)]
+        with self._lock:
+            self._listings[cohort] = (mtime, ids)
+        return ids
+
+    def peek(self, cohort: str, slide_id: str) -> SlideHandle | None:
+        """The handle if it is already open and current, without touching the file's contents.
+
+        Cheap enough (one stat) for the event loop; ``open`` may read the file and belongs in
+        a worker thread.
+        """
+        folder = self.cohorts.get(cohort)
+        if folder is None or not _SLIDE_ID_RE.match(slide_id):
+            return None
+        path = feature_path(folder, slide_id)
+        handle = self._handles.get(path)
+        if handle is None or handle.stamp != FileStamp.of(path):
+            return None
+        return handle
+
+    def open(self, cohort: str, slide_id: str) -> SlideHandle:
+        """The open handle of a slide, reopened if the file changed; SlideNotFound otherwise."""
+        folder = self.cohorts.get(cohort)
+        if folder is None or not _SLIDE_ID_RE.match(slide_id):
+            raise SlideNotFound(slide_id)
+        path = feature_path(folder, slide_id)
+        stamp = FileStamp.of(path)
+        if stamp is None:
+            raise SlideNotFound(slide_id)
+        with self._lock:
+            handle = self._handles.get(path)
+            if handle is not None and handle.stamp == stamp:
+                self._handles.move_to_end(path)
+                return handle
+        try:
+            handle = _open_handle(cohort, slide_id, path, stamp)
+        except FileNotFoundError:
+            raise SlideNotFound(slide_id) from None
+        except (FeatureFileError, OSError, KeyError) as exc:
+            raise FeatureFileError(f"slide {slide_id!r} in cohort {cohort!r}: unreadable feature file ({exc})") from None
+        with self._lock:
+            # Old handles are not closed here: a request may still be reading one. h5py closes
+            # a file when its last reference goes away.
+            self._handles[path] = handle
+            self._handles.move_to_end(path)
+            while len(self._handles) > self.open_files:
+                self._handles.popitem(last=False)
+        return handle

@@ -1,0 +1,97 @@
+"""The typed config of ``wsi-ssl serve``: which caches, encoder and models to serve, and to whom.
+
+Validated before the server binds a port, so a typo in ``configs/serve/default.yaml`` stops the
+command with a message naming the key instead of surfacing as a 500 on the first request.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from pydantic import Field, field_validator, model_validator
+
+from wsi_ssl.config import StrictModel
+
+# The OpenAPI document is checked into the repo, so it must not depend on a deployment's
+# config: the schema advertises these hard caps, and the config may only lower them.
+MAX_PAGE_LIMIT = 5000
+MAX_TILES_CAP = 512
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+_NAME_RE = re.compile(NAME_PATTERN)
+
+
+def check_name(value: str, what: str) -> str:
+    """Cohort and model names appear in URLs and key scopes; keep them to a safe alphabet."""
+    if not _NAME_RE.match(value):
+        raise ValueError(f"{what} {value!r} must be 1-128 characters of letters, digits, '.', '_' or '-'")
+    return value
+
+
+class LimitsConfig(StrictModel):
+    """Bounds that keep one request from taking the server down for everyone else."""
+
+    max_page_size: int = Field(1000, ge=1, le=MAX_PAGE_LIMIT)
+    default_page_size: int = Field(100, ge=1, le=MAX_PAGE_LIMIT)
+    max_tiles_per_request: int = Field(64, ge=1, le=MAX_TILES_CAP)
+    max_image_bytes: int = Field(4 * 1024 * 1024, ge=1024)
+    max_image_pixels: int = Field(4096 * 4096, ge=64)
+    # Multipart bodies are bounded as a whole too, before any image is decoded.
+    max_request_bytes: int = Field(64 * 1024 * 1024, ge=1024)
+
+    @model_validator(mode="after")
+    def _default_within_max(self) -> "LimitsConfig":
+        if self.default_page_size > self.max_page_size:
+            raise ValueError(
+                f"default_page_size ({self.default_page_size}) must not exceed max_page_size ({self.max_page_size})"
+            )
+        return self
+
+
+class EncoderSection(StrictModel):
+    """The encoder used by the embed endpoint: an encoder dir (Contract 2) or a timm name + weights."""
+
+    path: str
+    weights: str | None = None
+    device: str = "cpu"
+    batch_size: int = Field(32, ge=1, le=1024)
+
+
+class ServeConfig(StrictModel):
+    """Everything ``wsi-ssl serve`` needs; see ``configs/serve/default.yaml`` for a commented copy."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    cohorts: dict[str, Path] = Field(default_factory=dict)
+    keys_file: Path = Path("serve_keys.json")
+    access_log: Path | None = Path("serve_access.log")
+    encoder: EncoderSection | None = None
+    models: dict[str, Path] = Field(default_factory=dict)
+    # Name of a loaded model whose ``embedding`` output is served as the slide's aggregator
+    # embedding; None means the first model that returns an ``embedding`` output, if any.
+    embedding_model: str | None = None
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    open_files: int = Field(64, ge=1, le=4096)
+
+    @field_validator("cohorts")
+    @classmethod
+    def _cohort_names(cls, value: dict[str, Path]) -> dict[str, Path]:
+        for name in value:
+            check_name(name, "cohort name")
+        return value
+
+    @field_validator("models")
+    @classmethod
+    def _model_names(cls, value: dict[str, Path]) -> dict[str, Path]:
+        for name in value:
+            check_name(name, "model name")
+        return value
+
+    @model_validator(mode="after")
+    def _embedding_model_known(self) -> "ServeConfig":
+        if self.embedding_model is not None and self.embedding_model not in self.models:
+            raise ValueError(
+                f"embedding_model {self.embedding_model!r} is not one of the configured models {sorted(self.models)}"
+            )
+        return self

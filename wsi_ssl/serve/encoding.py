@@ -1,0 +1,88 @@
+"""Response bodies: JSON via orjson (numpy arrays serialised natively) or ``.npy`` by Accept header.
+
+A 1,000-tile page of 768-d float32 features is ~3 MB as ``.npy`` and ~8 MB as JSON; building
+either must cost little next to sending it, hence orjson (no per-float Python objects) and a
+single copy into a structured array for ``.npy``.
+
+The ``.npy`` tile page is one structured array, so a single ``np.load`` (no pickle) gives both
+halves: ``page["coords"]`` is int64 ``[n, 2]`` and ``page["features"]`` is ``[n, D]`` in the
+file's dtype (float32 or float16).
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import numpy as np
+import orjson
+from fastapi import Response
+
+from wsi_ssl.serve.errors import ApiError
+
+JSON_MEDIA = "application/json"
+NPY_MEDIA = "application/x-npy"
+_JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+
+
+def _media_ranges(accept: str) -> list[tuple[str, float]]:
+    ranges = []
+    for part in accept.split(","):
+        fields = [f.strip() for f in part.split(";")]
+        media = fields[0].lower()
+        if not media:
+            continue
+        q = 1.0
+        for param in fields[1:]:
+            if param.startswith("q="):
+                try:
+                    q = float(param[2:])
+                except ValueError:
+                    q = 0.0
+        ranges.append((media, q))
+    return ranges
+
+
+def wants_npy(accept: str | None, npy_allowed: bool = True) -> bool:
+    """True when the client prefers ``.npy``; a 406 when it accepts neither JSON nor ``.npy``."""
+    if not accept:
+        return False
+    best_json = best_npy = 0.0
+    for media, q in _media_ranges(accept):
+        if media in (JSON_MEDIA, "application/*", "*/*"):
+            best_json = max(best_json, q if media == JSON_MEDIA else q * 0.99)
+        if npy_allowed and media in (NPY_MEDIA, "application/octet-stream"):
+            best_npy = max(best_npy, q)
+    if best_json == 0.0 and best_npy == 0.0:
+        offered = f"{JSON_MEDIA} or {NPY_MEDIA}" if npy_allowed else JSON_MEDIA
+        raise ApiError(406, f"cannot answer with any type in Accept: {accept!r}; this endpoint offers {offered}")
+    return best_npy > best_json
+
+
+def json_bytes(payload: Any) -> bytes:
+    """JSON of plain values and numpy arrays (NaN/inf become null, as JSON has neither)."""
+    return orjson.dumps(payload, option=_JSON_OPTIONS)
+
+
+def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(json_bytes(payload), status_code=status, media_type=JSON_MEDIA, headers=headers)
+
+
+def npy_bytes(array: np.ndarray) -> bytes:
+    """The array in NumPy's ``.npy`` format (what ``np.save`` writes, never pickled)."""
+    buf = io.BytesIO()
+    np.lib.format.write_array(buf, np.ascontiguousarray(array), allow_pickle=False)
+    return buf.getvalue()
+
+
+def npy_response(array: np.ndarray, headers: dict[str, str] | None = None) -> Response:
+    return Response(npy_bytes(array), media_type=NPY_MEDIA, headers=headers)
+
+
+def tile_records(coords: np.ndarray, features: np.ndarray) -> np.ndarray:
+    """Coords and features side by side as one structured array (the ``.npy`` tile page)."""
+    dtype = np.dtype([("coords", "<i8", (2,)), ("features", features.dtype.newbyteorder("<"), (features.shape[1],))])
+    records = np.empty(len(coords), dtype=dtype)
+    records["coords"] = coords
+    records["features"] = features
+    return records
