@@ -16,6 +16,7 @@ from wsi_ssl.mil.bags import load_bags
 from wsi_ssl.mil.loading import load_mil_model
 from wsi_ssl.mil.losses import fit_time_bins
 
+CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "mil"
 FAST = ["--set", "aggregator.hidden_dim=16", "--set", "aggregator.attn_dim=8", "--set", "data.batch_size=8", "--set", "eval.bootstrap=20", "--set", "train.lr=0.01", "--set", "train.num_threads=1", "--set", "eval.heatmaps=2", "--epochs", "8"]
 
 
@@ -30,7 +31,7 @@ def test_clam_files_train_and_predict_end_to_end(tmp_path: Path, make_cohort, ca
     feats, df = make_cohort(tmp_path, n_patients=24, slides_per_patient=2, clam_style=True)
     df.loc[df["patient_id"] == "P000", "split"] = "test"
     df.loc[df["patient_id"] == "P001", "split"] = "test"
-    run = _train(tmp_path, df, feats, "--config", "configs/mil/abmil_biomarker.yaml", "--set", "task.label_column=label")
+    run = _train(tmp_path, df, feats, "--config", str(CONFIGS / "abmil_biomarker.yaml"), "--set", "task.label_column=label")
     assert "auroc" in capsys.readouterr().out
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["n_bags"] == 22 and metrics["n_test_bags"] == 2  # one bag per patient
@@ -58,7 +59,7 @@ def test_clam_files_train_and_predict_end_to_end(tmp_path: Path, make_cohort, ca
 @pytest.mark.parametrize("loss", ["cox", "discrete"])
 def test_survival_run_writes_km_and_fold_bins_come_from_training_bags(tmp_path: Path, make_cohort, loss: str) -> None:  # type: ignore[no-untyped-def]
     feats, df = make_cohort(tmp_path, n_patients=30)
-    run = _train(tmp_path, df, feats, "--config", "configs/mil/abmil_survival.yaml", "--set", f"task.survival_loss={loss}")
+    run = _train(tmp_path, df, feats, "--config", str(CONFIGS / "abmil_survival.yaml"), "--set", f"task.survival_loss={loss}")
     metrics = json.loads((run / "metrics.json").read_text())
     assert {"c_index", "uno_c", "td_auc", "ibs"} <= set(metrics["oof"])
     assert (run / "plots" / "oof_km.png").is_file()
@@ -78,12 +79,12 @@ def test_survival_run_writes_km_and_fold_bins_come_from_training_bags(tmp_path: 
 
 def test_regression_transmil_and_resume(tmp_path: Path, make_cohort) -> None:  # type: ignore[no-untyped-def]
     feats, df = make_cohort(tmp_path, n_patients=18)
-    run = _train(tmp_path, df, feats, "--config", "configs/mil/abmil_regression.yaml", "--set", "aggregator.kind=transmil", "--set", "aggregator.n_heads=2")
+    run = _train(tmp_path, df, feats, "--config", str(CONFIGS / "abmil_regression.yaml"), "--set", "task.label_column=score", "--set", "aggregator.kind=transmil", "--set", "aggregator.n_heads=2")
     metrics = json.loads((run / "metrics.json").read_text())
     assert {"r2", "pearson_r", "mae"} <= set(metrics["oof"])
     weights = run / "folds" / "fold_0" / "model.safetensors"
     stamp = weights.stat().st_mtime_ns
-    _train(tmp_path, df, feats, "--config", "configs/mil/abmil_regression.yaml", "--set", "aggregator.kind=transmil", "--set", "aggregator.n_heads=2")
+    _train(tmp_path, df, feats, "--config", str(CONFIGS / "abmil_regression.yaml"), "--set", "task.label_column=score", "--set", "aggregator.kind=transmil", "--set", "aggregator.n_heads=2")
     assert weights.stat().st_mtime_ns == stamp  # finished folds are not retrained
     assert json.loads((run / "metrics.json").read_text())["oof"]["r2"]["value"] == pytest.approx(metrics["oof"]["r2"]["value"])
 
