@@ -17,11 +17,11 @@ from wsi_ssl import __version__
 from wsi_ssl.serve.access_log import AccessLog, AccessLogMiddleware, ASGIApp, Receive, Scope, Send
 from wsi_ssl.serve.catalog import Catalog
 from wsi_ssl.serve.config import ServeConfig
-from wsi_ssl.serve.deps import ServeState
+from wsi_ssl.serve.deps import API_PREFIX, ServeState
 from wsi_ssl.serve.errors import install_error_handlers
 from wsi_ssl.serve.keys import KeyStore
 from wsi_ssl.serve.models import SlideModel, load_models
-from wsi_ssl.serve.routes import API_PREFIX, api_router
+from wsi_ssl.serve.routes import ROUTERS
 from wsi_ssl.serve.tile_encoder import TileEncoder
 
 OPENAPI_PATH = Path(__file__).with_name("openapi.json")
@@ -94,7 +94,8 @@ def create_app(config: ServeConfig, state: ServeState | None = None) -> FastAPI:
     )
     app.state.serve = state
     install_error_handlers(app)
-    app.include_router(api_router())
+    for router in ROUTERS:
+        app.include_router(router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=config.limits.max_request_bytes)
     app.add_middleware(AccessLogMiddleware, access_log=access_log)
     return app

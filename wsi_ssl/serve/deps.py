@@ -15,6 +15,7 @@ from wsi_ssl.serve.keys import ApiKey, KeyStore
 from wsi_ssl.serve.models import SlideModel
 from wsi_ssl.serve.tile_encoder import TileEncoder
 
+API_PREFIX = "/v1"  # bump for an incompatible change; routes carry it in full so logs show it
 API_KEY_HEADER = "X-API-Key"
 _key_header = APIKeyHeader(
     name=API_KEY_HEADER,

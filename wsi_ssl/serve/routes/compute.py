@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Body, Depends, File, Request, UploadFile
 from starlette.concurrency import run_in_threadpool
 
-from wsi_ssl.serve.deps import ServeState, get_state, open_slide, require_key
+from wsi_ssl.serve.deps import API_PREFIX, ServeState, get_state, open_slide, require_key
 from wsi_ssl.serve.encoding import NPY_MEDIA, json_response, npy_response, wants_npy
 from wsi_ssl.serve.errors import ApiError, ErrorBody
 from wsi_ssl.serve.keys import ApiKey
@@ -26,7 +26,7 @@ def _errors(extra: dict[int, str]) -> dict[int | str, dict[str, Any]]:
 
 
 @router.post(
-    "/embed",
+    API_PREFIX + "/embed",
     response_model=TileEmbeddings,
     responses={
         **_errors(
@@ -93,7 +93,7 @@ def _predict(state: ServeState, key: ApiKey, cohort: str, slide_id: str, model_n
 
 
 @router.post(
-    "/cohorts/{cohort}/slides/{slide_id}/predict",
+    API_PREFIX + "/cohorts/{cohort}/slides/{slide_id}/predict",
     response_model=Prediction,
     responses=_errors(
         {

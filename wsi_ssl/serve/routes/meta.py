@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 
 from wsi_ssl import __version__
-from wsi_ssl.serve.deps import get_state, require_key
+from wsi_ssl.serve.deps import API_PREFIX, get_state, require_key
 from wsi_ssl.serve.encoding import json_response
 from wsi_ssl.serve.errors import ErrorBody
 from wsi_ssl.serve.keys import ApiKey
@@ -15,20 +15,20 @@ router = APIRouter()
 UNAUTHORIZED = {401: {"model": ErrorBody, "description": "missing or invalid API key"}}
 
 
-@router.get("/health", response_model=Health, tags=["meta"], summary="Server health (no key needed)")
+@router.get(API_PREFIX + "/health", response_model=Health, tags=["meta"], summary="Server health (no key needed)")
 async def health(request: Request) -> Health:
     state = get_state(request)
     return Health(status="ok", version=__version__, api="v1", encoder=state.encoder is not None, models=len(state.models))
 
 
-@router.get("/cohorts", response_model=CohortList, responses=UNAUTHORIZED, tags=["slides"], summary="The caller's cohorts")
+@router.get(API_PREFIX + "/cohorts", response_model=CohortList, responses=UNAUTHORIZED, tags=["slides"], summary="The caller's cohorts")
 def cohorts(request: Request, key: ApiKey = Depends(require_key)) -> object:
     state = get_state(request)
     visible = [name for name in sorted(state.catalog.cohorts) if key.sees(name)]
     return json_response({"cohorts": [{"name": name, "n_slides": len(state.catalog.slide_ids(name))} for name in visible]})
 
 
-@router.get("/models", response_model=ModelList, responses=UNAUTHORIZED, tags=["models"], summary="Loaded slide-level models")
+@router.get(API_PREFIX + "/models", response_model=ModelList, responses=UNAUTHORIZED, tags=["models"], summary="Loaded slide-level models")
 async def models(request: Request, key: ApiKey = Depends(require_key)) -> object:
     state = get_state(request)
     return json_response({"models": [{"name": name, "meta": model.meta} for name, model in sorted(state.models.items())]})

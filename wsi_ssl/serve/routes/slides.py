@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from wsi_ssl.serve.catalog import SlideHandle
 from wsi_ssl.serve.config import MAX_PAGE_LIMIT, LimitsConfig
-from wsi_ssl.serve.deps import ServeState, get_state, open_slide, require_key, visible_cohort
+from wsi_ssl.serve.deps import API_PREFIX, ServeState, get_state, open_slide, require_key, visible_cohort
 from wsi_ssl.serve.encoding import JSON_MEDIA, NPY_MEDIA, json_bytes, json_response, npy_response, tile_records, wants_npy
 from wsi_ssl.serve.errors import ApiError, ErrorBody
 from wsi_ssl.serve.keys import ApiKey
@@ -43,7 +43,7 @@ def page_bounds(offset: int, limit: int | None, total: int, limits: LimitsConfig
     return offset, stop, limit, (stop if stop < total else None)
 
 
-@router.get("/cohorts/{cohort}/slides", response_model=SlideList, responses=ERRORS, summary="Slides of a cohort (paginated)")
+@router.get(API_PREFIX + "/cohorts/{cohort}/slides", response_model=SlideList, responses=ERRORS, summary="Slides of a cohort (paginated)")
 def list_slides(
     request: Request,
     cohort: str = CohortParam,
@@ -86,7 +86,7 @@ async def _handle(state: ServeState, key: ApiKey, cohort: str, slide_id: str) ->
     return await run_in_threadpool(open_slide, state, key, cohort, slide_id)
 
 
-@router.get("/cohorts/{cohort}/slides/{slide_id}", response_model=SlideMeta, responses=ERRORS, summary="One slide's metadata")
+@router.get(API_PREFIX + "/cohorts/{cohort}/slides/{slide_id}", response_model=SlideMeta, responses=ERRORS, summary="One slide's metadata")
 async def slide_meta(
     request: Request, cohort: str = CohortParam, slide_id: str = SlideParam, key: ApiKey = Depends(require_key)
 ) -> object:
@@ -118,7 +118,7 @@ def _embedding_body(state: ServeState, handle: SlideHandle) -> bytes:
 
 
 @router.get(
-    "/cohorts/{cohort}/slides/{slide_id}/embedding",
+    API_PREFIX + "/cohorts/{cohort}/slides/{slide_id}/embedding",
     response_model=SlideEmbedding,
     responses=ERRORS,
     summary="Slide-level embedding: mean of tiles, and the aggregator's where a model is loaded",
@@ -135,7 +135,7 @@ async def slide_embedding(
 
 
 @router.get(
-    "/cohorts/{cohort}/slides/{slide_id}/tiles",
+    API_PREFIX + "/cohorts/{cohort}/slides/{slide_id}/tiles",
     response_model=TilePage,
     responses={
         **ERRORS,
