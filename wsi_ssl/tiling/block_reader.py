@@ -15,6 +15,24 @@ from wsi_ssl.slide.backend import SlideReader
 from wsi_ssl.tiling.grid import ReadPlan
 
 
+def _dense_groups(positions: np.ndarray, group: np.ndarray, rs: int, min_density: float = 0.5) -> list[np.ndarray]:
+    """Split a group whose bounding box is mostly empty (sparse tissue) into quadrants, recursively,
+    so a region read never decodes much more than the tiles it serves."""
+    pos = positions[group]
+    x0, y0 = pos.min(axis=0)
+    x1, y1 = pos.max(axis=0) + rs
+    bbox = float((x1 - x0) * (y1 - y0))
+    if len(group) <= 1 or len(group) * rs * rs >= min_density * bbox:
+        return [group]
+    mx, my = (x0 + x1) // 2, (y0 + y1) // 2
+    quads = [(pos[:, 0] < mx) & (pos[:, 1] < my), (pos[:, 0] >= mx) & (pos[:, 1] < my),
+             (pos[:, 0] < mx) & (pos[:, 1] >= my), (pos[:, 0] >= mx) & (pos[:, 1] >= my)]
+    parts = [group[q] for q in quads if q.any()]
+    if len(parts) == 1:
+        return parts
+    return [g for part in parts for g in _dense_groups(positions, part, rs, min_density)]
+
+
 def read_tiles(slide: SlideReader, plan: ReadPlan, positions: np.ndarray, block: int) -> np.ndarray:
     """Tiles at ``positions`` (read-level px, [n, 2]) as uint8 [n, T, T, 3], in the given order."""
     n = len(positions)
@@ -27,7 +45,8 @@ def read_tiles(slide: SlideReader, plan: ReadPlan, positions: np.ndarray, block:
     order = np.argsort(block_ids, kind="stable")
     sorted_ids = block_ids[order]
     bounds = np.flatnonzero(np.diff(sorted_ids)) + 1
-    for group in np.split(order, bounds):
+    groups = [g for block_group in np.split(order, bounds) for g in _dense_groups(positions, block_group, rs)]
+    for group in groups:
         pos = positions[group]
         x0, y0 = int(pos[:, 0].min()), int(pos[:, 1].min())
         x1, y1 = int(pos[:, 0].max()) + rs, int(pos[:, 1].max()) + rs

@@ -75,6 +75,7 @@ def plan_slide(entry: SlideEntry, cfg: TileConfig) -> SlidePlan:
             "source_path": str(os.path.abspath(entry.path)),
             "source_size": int(os.path.getsize(entry.path)),
             "backend": slide.backend,
+            "pixel_backend": slide.pixel_backend,
             "vendor": slide.vendor,
             "mpp": float(cfg.mpp),
             "slide_mpp": float(slide_mpp),

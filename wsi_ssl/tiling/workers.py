@@ -13,7 +13,7 @@ import numpy as np
 
 from wsi_ssl.slide.backend import SlideReader, open_slide
 from wsi_ssl.slide.discover import SlideEntry
-from wsi_ssl.stores.tile_store import write_tiles
+from wsi_ssl.stores.shard_writer import write_shard
 from wsi_ssl.tiling.block_reader import read_tiles
 from wsi_ssl.tiling.config import TileConfig
 from wsi_ssl.tiling.grid import ReadPlan
@@ -47,5 +47,5 @@ def shard_task(
     """Read tiles ``start .. start+len(positions)`` and write them to the (temporary) store."""
     slide = _slide(path, backend, mpp)
     tiles = read_tiles(slide, plan, positions, block)
-    write_tiles(store_tmp, start, tiles)
+    write_shard(store_tmp, start, tiles)
     return len(tiles)
