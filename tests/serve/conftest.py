@@ -127,3 +127,25 @@ def client(app: Any) -> Iterator[Any]:
         yield test_client
 
 
+
+
+@pytest.fixture()
+def live_url(app: Any) -> Iterator[str]:
+    """The app under a real uvicorn on a free loopback port, in a thread; stopped after the test."""
+    import threading
+    import time
+
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start on 127.0.0.1 within 20 s")
+        time.sleep(0.02)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)

@@ -20,6 +20,8 @@ class Health(BaseModel):
     api: str = Field(description="API version prefix, e.g. 'v1'")
     encoder: bool = Field(description="whether tiles can be embedded (an encoder is loaded)")
     models: int = Field(description="how many slide-level models are loaded")
+    max_page_size: int = Field(description="the largest page (limit) of slides or tiles this server gives")
+    max_tiles_per_request: int = Field(description="the most tiles one embed request may upload")
 
 
 class CohortInfo(BaseModel):

@@ -18,7 +18,16 @@ UNAUTHORIZED = {401: {"model": ErrorBody, "description": "missing or invalid API
 @router.get(API_PREFIX + "/health", response_model=Health, tags=["meta"], summary="Server health (no key needed)")
 async def health(request: Request) -> Health:
     state = get_state(request)
-    return Health(status="ok", version=__version__, api="v1", encoder=state.encoder is not None, models=len(state.models))
+    limits = state.config.limits
+    return Health(
+        status="ok",
+        version=__version__,
+        api="v1",
+        encoder=state.encoder is not None,
+        models=len(state.models),
+        max_page_size=limits.max_page_size,
+        max_tiles_per_request=limits.max_tiles_per_request,
+    )
 
 
 @router.get(API_PREFIX + "/cohorts", response_model=CohortList, responses=UNAUTHORIZED, tags=["slides"], summary="The caller's cohorts")
