@@ -9,7 +9,8 @@ What each class looks like at 0.5 um/px (all sizes are set in microns, so they s
   nuclei; *high grade* has solid sheets of larger, denser, pleomorphic, hyperchromatic nuclei
   with dark nucleoli and no lumens.
 - stroma: pink eosin fibres, wavy and roughly parallel, with sparse spindle nuclei lying along
-  the fibres and scattered lymphocytes (their density is the slide's stromal TIL level).
+  the fibres, scattered lymphocytes (their density is the slide's stromal TIL level) and small
+  blood vessels with red cells (vessels.py).
 - lymphocytes: small (r ~3 um), round, very dark nuclei packed densely.
 - fat: large empty polygonal cells (~80 um) with thin pink membranes.
 
@@ -27,6 +28,7 @@ import numpy as np
 from wsi_ssl.synthetic.layout import smooth_noise, tiled_noise
 from wsi_ssl.synthetic.nuclei import NUCLEUS_SCALE, draw_all_nuclei, jittered_points
 from wsi_ssl.synthetic.truth import FAT, STROMA, TUMOR
+from wsi_ssl.synthetic.vessels import draw_vessels
 
 # Base (cytoplasm / matrix) concentrations per class id: background, tumour, stroma, lymph, fat.
 BASE_H = np.array([0.0, 0.26, 0.05, 0.16, 0.0], dtype=np.float32)
@@ -122,6 +124,7 @@ def render_concentrations(
     canvas, lumen_mask = draw_all_nuclei(
         rng, labels, mpp, high_grade=style.high_grade, stromal_til=style.stromal_til, fibre_direction=fibre_dir
     )
+    vessels = draw_vessels(rng, labels, mpp, canvas)
     nuclei = cv2.GaussianBlur(canvas, (0, 0), 0.35 / mpp).astype(np.float32)
     del canvas
     grain *= np.float32(0.22 * NUCLEUS_SCALE)
@@ -134,12 +137,18 @@ def render_concentrations(
     np.clip(nuclei, 0.3, 1.0, out=nuclei)
     e_conc *= nuclei  # nuclei displace eosin-stained cytoplasm
     del nuclei
+    # Gland lumens (in tumour) and vessel lumens (in stroma) are open space: most stain gone,
+    # a little eosinophilic secretion left; red cells inside vessels are strongly eosinophilic.
+    open_space = vessels.lumen
+    np.multiply(open_space, labels == STROMA, out=open_space, casting="unsafe")
     if lumen_mask is not None:
-        # Lumens are open space: most stain gone, a little eosinophilic secretion left.
         np.multiply(lumen_mask, labels == TUMOR, out=lumen_mask, casting="unsafe")
-        level = np.arange(256, dtype=np.float32) / 255.0
-        h_conc *= (1.0 - 0.9 * level)[lumen_mask]
-        e_conc *= (1.0 - 0.85 * level)[lumen_mask]
+        np.maximum(open_space, lumen_mask, out=open_space)
+    level = np.arange(256, dtype=np.float32) / 255.0
+    h_conc *= (1.0 - 0.9 * level)[open_space]
+    e_conc *= (1.0 - 0.85 * level)[open_space]
+    np.minimum(vessels.blood, open_space, out=vessels.blood)
+    e_conc += (0.95 * level)[vessels.blood]
     np.maximum(h_conc, 0, out=h_conc)
     np.maximum(e_conc, 0, out=e_conc)
     return h_conc, e_conc
