@@ -81,3 +81,42 @@ def test_multicrop_makes_view_major_normalised_views() -> None:
     assert torch.isfinite(views.global_views).all()
     # Normalised with ImageNet statistics: values in [(0 - mean) / std, (1 - mean) / std].
     assert float(views.global_views.min()) >= -2.2 and float(views.global_views.max()) <= 2.7
+
+
+def test_folded_colour_jitter_equals_the_sequential_transforms() -> None:
+    """The one-matrix colour jitter equals brightness, contrast, saturation, hue applied in turn."""
+    cfg = AugmentConfig(brightness=0.2, contrast=0.2, saturation=0.2, hue=0.05, color_p=1.0)
+    x = torch.rand(4, 3, 8, 8, generator=torch.Generator().manual_seed(5)) * 0.5 + 0.25
+    got = color_jitter(x, cfg, torch.Generator().manual_seed(9))
+    g = torch.Generator().manual_seed(9)  # replay the draws in the same order
+    torch.rand(4, generator=g)  # which samples are jittered (all, p = 1)
+    f_b, f_c, f_s = (1 + s * (2 * torch.rand(4, generator=g) - 1) for s in (0.2, 0.2, 0.2))
+    angle = 0.05 * 2 * np.pi * (2 * torch.rand(4, generator=g) - 1)
+    w = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+    y = x * f_b.view(-1, 1, 1, 1)
+    m = (y * w).sum(1, keepdim=True).mean(dim=(2, 3), keepdim=True)
+    y = (y - m) * f_c.view(-1, 1, 1, 1) + m
+    grey = (y * w).sum(1, keepdim=True)
+    y = (y - grey) * f_s.view(-1, 1, 1, 1) + grey
+    # Hue: rotate each pixel about the grey axis (1, 1, 1) / sqrt(3) by angle (Rodrigues).
+    axis = torch.ones(3) / np.sqrt(3)
+    ref = torch.empty_like(y)
+    for i in range(4):
+        c, s = torch.cos(angle[i]), torch.sin(angle[i])
+        v = y[i].reshape(3, -1).t()
+        rot = v * c + torch.cross(axis.expand_as(v), v, dim=1) * s + axis * (v @ axis)[:, None] * (1 - c)
+        ref[i] = rot.t().reshape(3, 8, 8)
+    np.testing.assert_allclose(got.numpy(), ref.clamp(0, 1).numpy(), atol=1e-5)
+
+
+def test_folded_hed_jitter_equals_the_round_trip_through_stain_space() -> None:
+    x = torch.rand(3, 3, 8, 8, generator=torch.Generator().manual_seed(6)).double() * 0.6 + 0.2
+    got = hed_jitter(x, 0.1, 0.05, torch.Generator().manual_seed(4))
+    g = torch.Generator().manual_seed(4)
+    alpha = 1 + 0.1 * torch.randn(3, 3, generator=g)
+    beta = 0.05 * torch.randn(3, 3, generator=g)
+    hed = rgb_to_hed(x)
+    positive = (hed > 0).all(1, keepdim=True).expand_as(x)  # where the clip of rgb2hed does nothing
+    ref = hed_to_rgb(hed * alpha.double()[:, :, None, None] + beta.double()[:, :, None, None])
+    assert positive.any()
+    np.testing.assert_allclose(got[positive].numpy(), ref[positive].numpy(), atol=1e-5)

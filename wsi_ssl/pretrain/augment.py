@@ -63,58 +63,61 @@ def hed_jitter(
 ) -> torch.Tensor:
     """Scale each stain by 1 + N(0, sigma) and shift it by N(0, bias), per sample.
 
-    With ``sigma == bias == 0`` this returns ``x`` unchanged (not a round trip through HED space,
-    which would clip background and lose precision).
+    Done as one per-sample 3x3 map in optical-density space: with row vectors, ``hed = od @ Minv``
+    and ``od' = (hed * a + b) @ M = od @ (Minv diag(a) M) + b @ M``, so RGB -> OD -> RGB costs a
+    log, one small matmul and an exp. Unlike a round trip through :func:`rgb_to_hed` it does not
+    clip negative concentrations, so it is invertible and zero strength changes nothing; with
+    ``sigma == bias == 0`` ``x`` is returned as is.
     """
     if sigma == 0 and bias == 0:
         return x
     b = x.shape[0]
-    alpha = 1 + sigma * torch.randn(b, 3, 1, 1, generator=generator, device=x.device, dtype=x.dtype)
-    beta = bias * torch.randn(b, 3, 1, 1, generator=generator, device=x.device, dtype=x.dtype)
-    return hed_to_rgb(rgb_to_hed(x) * alpha + beta)
+    m = RGB_FROM_HED.to(device=x.device, dtype=torch.float32)
+    minv = HED_FROM_RGB.to(device=x.device, dtype=torch.float32)
+    alpha = 1 + sigma * torch.randn(b, 3, generator=generator, device=x.device, dtype=torch.float32)
+    beta = bias * torch.randn(b, 3, generator=generator, device=x.device, dtype=torch.float32)
+    k = minv[None] * alpha[:, None, :] @ m  # [B, 3, 3]: Minv diag(alpha) M
+    shift = (beta @ m) * _LOG_ADJUST  # [B, 3], in log-RGB units
+    log_rgb = torch.log(x.clamp_min(1e-6))
+    out = torch.einsum("bchw,bcd->bdhw", log_rgb, k.to(x.dtype)) + shift.to(x.dtype)[:, :, None, None]
+    return torch.exp(out).clamp(0, 1)
 
 
 def _gray(x: torch.Tensor) -> torch.Tensor:
     return (0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3])
 
 
-def _rotate_hue(x: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
-    """Hue rotation as a rotation about the grey axis in RGB (a linear, batched approximation)."""
-    cos, sin = torch.cos(angle), torch.sin(angle)
+def _hue_matrix(angle: torch.Tensor) -> torch.Tensor:
+    """[B, 3, 3] rotations by ``angle`` about the grey axis (Rodrigues), a linear hue shift."""
+    cos, sin = torch.cos(angle)[:, None, None], torch.sin(angle)[:, None, None]
     k = 1.0 / 3.0
-    sq = math.sqrt(k)
-    rows = []
-    for i in range(3):
-        row = []
-        for j in range(3):
-            base = cos * (1.0 if i == j else 0.0) + k * (1 - cos)
-            if i == j:
-                term = base
-            else:
-                sign = 1.0 if (j - i) % 3 == 2 else -1.0
-                term = base + sign * sq * sin
-            row.append(term)
-        rows.append(torch.stack(row, -1))
-    mat = torch.stack(rows, -2)  # [B, 3, 3]
-    return torch.einsum("bij,bjhw->bihw", mat, x)
+    cross = torch.tensor([[0.0, -1.0, 1.0], [1.0, 0.0, -1.0], [-1.0, 1.0, 0.0]], device=angle.device) * math.sqrt(k)
+    eye = torch.eye(3, device=angle.device)
+    return cos * eye + sin * cross + (1 - cos) * k
 
 
 def color_jitter(x: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Mild brightness, contrast, saturation and hue changes, applied to a ``cfg.color_p`` share."""
+    """Mild brightness, contrast, saturation and hue changes, applied to a ``cfg.color_p`` share.
+
+    All four are linear in RGB, so they are composed into one per-sample 3x3 matrix plus an
+    offset (brightness f_b, contrast f_c about the image's mean grey m, saturation S, hue
+    rotation R about the grey axis): ``y = f_c f_b R S x + (1 - f_c) f_b m``, clipped once.
+    """
     b = x.shape[0]
     apply = (_rand(b, x, generator) < cfg.color_p)[:, None, None, None]
 
     def factor(strength: float) -> torch.Tensor:
-        return (1 + strength * (2 * _rand(b, x, generator) - 1))[:, None, None, None].to(x.dtype)
+        return 1 + strength * (2 * _rand(b, x, generator) - 1)
 
-    y = x * factor(cfg.brightness)
-    mean = _gray(y).mean(dim=(-1, -2), keepdim=True)
-    y = (y - mean) * factor(cfg.contrast) + mean
-    g = _gray(y)
-    y = (y - g) * factor(cfg.saturation) + g
-    if cfg.hue > 0:
-        angle = (cfg.hue * 2 * math.pi * (2 * _rand(b, x, generator) - 1)).to(x.dtype)
-        y = _rotate_hue(y, angle)
+    f_b, f_c, f_s = factor(cfg.brightness), factor(cfg.contrast), factor(cfg.saturation)
+    w = torch.tensor([0.299, 0.587, 0.114], device=x.device)
+    eye = torch.eye(3, device=x.device)
+    sat = f_s[:, None, None] * eye + (1 - f_s)[:, None, None] * w[None, None, :].expand(b, 3, 3)
+    angle = cfg.hue * 2 * math.pi * (2 * _rand(b, x, generator) - 1) if cfg.hue > 0 else torch.zeros(b, device=x.device)
+    mat = (f_c * f_b)[:, None, None] * (_hue_matrix(angle) @ sat)
+    mean_grey = _gray(x).mean(dim=(1, 2, 3))
+    offset = ((1 - f_c) * f_b * mean_grey.float())[:, None, None, None]
+    y = torch.einsum("bij,bjhw->bihw", mat.to(x.dtype), x) + offset.to(x.dtype)
     return torch.where(apply, y.clamp(0, 1), x)
 
 

@@ -23,7 +23,7 @@ from wsi_ssl.pretrain.heads import DINOHead, build_backbone
 from wsi_ssl.pretrain.ibot import IBOTPatchLoss, num_prefix_tokens, random_patch_mask, vit_tokens
 from wsi_ssl.pretrain.koleo import koleo_loss
 from wsi_ssl.pretrain.mae import MAE
-from wsi_ssl.pretrain.multicrop import MultiCrop, single_view
+from wsi_ssl.pretrain.multicrop import MultiCrop, Views, single_view
 
 
 class NonFiniteLossError(RuntimeError):
@@ -65,7 +65,6 @@ class PretrainModule(L.LightningModule):
                         p.requires_grad = False
         else:
             self.mae = MAE(self.student, cfg.crops.global_size, cfg.mae)
-        self.steps_seen: list[int] = []  # global steps this process trained (tests check resume)
 
     # -- modes ----------------------------------------------------------------------------------
     def _set_teacher_drop_path_off(self) -> None:
@@ -167,8 +166,12 @@ class PretrainModule(L.LightningModule):
 
     # -- the step -------------------------------------------------------------------------------
     def dino_step(self, tiles: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Views from the uint8 batch (on its device), then :meth:`dino_forward`."""
+        return self.dino_forward(self.multicrop(tiles))
+
+    def dino_forward(self, views: Views) -> dict[str, torch.Tensor]:
+        """Losses of one DINO step on ready views: 2 student passes (globals, locals), 1 teacher pass."""
         d, step = self.cfg.dino, self.global_step
-        views = self.multicrop(tiles)
         g = views.global_views
         npre = num_prefix_tokens(self.student)
         mask = None
@@ -218,7 +221,6 @@ class PretrainModule(L.LightningModule):
                 f"the {self.cfg.method} loss is {loss.item()} at step {self.global_step}; the run stops here and "
                 "keeps the last good checkpoint (lower optim.lr, raise optim.warmup_steps or enable optim.grad_clip)"
             )
-        self.steps_seen.append(int(self.global_step))
         log = {f"train/{k}": v.detach().float() for k, v in out.items()}
         log["train/lr"] = torch.tensor(self.lr_at(self.global_step))
         log["train/weight_decay"] = torch.tensor(self.wd_at(self.global_step))
