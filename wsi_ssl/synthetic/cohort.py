@@ -8,8 +8,8 @@ Rules (per patient; all of a patient's slides share them):
 2. Biomarker ``b`` ~ Bernoulli(sigmoid((tf - 0.30) / 0.05)): rises steeply with tumour fraction.
 3. The biomarker is written into tumour morphology: ``b = 1`` slides have *high-grade* tumour
    (solid sheets of large, dark, pleomorphic nuclei with nucleoli), ``b = 0`` slides
-   *low-grade* tumour (small pale regular nuclei, oval gland lumens lined by nuclei). Every tumour tile
-   therefore carries the label; tumour fraction carries it too, through rule 2.
+   *low-grade* tumour (small pale regular nuclei, oval gland lumens lined by nuclei). Every
+   tumour tile therefore carries the label; tumour fraction carries it too, through rule 2.
 4. Survival: event time T ~ Exponential(rate = exp(eta) / 60 months) with log-hazard
    ``eta = 10 * (tf - 0.325) + 1.0 * b``; censoring C ~ Exponential(mean 170 months) capped at
    240 months (end of follow-up), independent of everything; ``time = min(T, C)``,
