@@ -60,3 +60,20 @@ def test_tile_fractions_from_summed_area_table() -> None:
     coords = np.array([[0, 0], [0, 80 - 32], [0, 96]])  # top, straddling the edge, bottom
     frac = tile_tissue_fractions(tm, coords, 64, 0.5)
     assert frac.tolist() == [1.0, 0.5, 0.0]
+
+
+def test_slide_edge_artefact_is_not_tissue(tmp_path: Path) -> None:
+    from wsi_ssl.synthetic import write_slide
+
+    path = tmp_path / "edge.tiff"
+    write_slide(path, width=2048, height=1536, mpp=0.5, levels=3, seed=5, edge_artifacts=True)
+    img, mpp = read_at_mpp(open_slide(path), 8.0)
+    found = detect_tissue(img, mpp)
+    truth = truth_at(found.mask.shape, truth_path_for(path))
+    import cv2
+
+    far_from_tissue = ~cv2.dilate(truth.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
+    dark = (img.max(axis=2) < 130) & far_from_tissue  # the scanner's dark band along one edge
+    assert dark.sum() > 20
+    assert found.mask[dark].mean() < 0.05
+    assert iou(found.mask, truth) > 0.7
