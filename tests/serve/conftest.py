@@ -120,6 +120,27 @@ def app(serve_config: Any, loaded: tuple[Any, dict[str, Any]]) -> Any:
 
 
 @pytest.fixture()
+def client_factory(serve_config: Any, loaded: tuple[Any, dict[str, Any]]) -> Iterator[Any]:
+    """Build a test client for the fixture config with other ``models`` (loaded from the config)."""
+    from fastapi.testclient import TestClient
+
+    from wsi_ssl.serve.app import build_state, create_app
+
+    clients: list[Any] = []
+
+    def make(models: dict[str, Any]) -> Any:
+        cfg = serve_config.model_copy(update={"encoder": None})
+        cfg = type(serve_config).model_validate({**cfg.model_dump(), "models": models})
+        test_client = TestClient(create_app(cfg, build_state(cfg)))
+        clients.append(test_client.__enter__())
+        return test_client
+
+    yield make
+    for test_client in clients:
+        test_client.__exit__(None, None, None)
+
+
+@pytest.fixture()
 def client(app: Any) -> Iterator[Any]:
     from fastapi.testclient import TestClient
 

@@ -28,3 +28,22 @@ def png_bytes(size: int = 32, seed: int = 0, fmt: str = "PNG") -> bytes:
     buf = io.BytesIO()
     img.save(buf, format=fmt)
     return buf.getvalue()
+
+
+class LinearBagModel:
+    """A stand-in for a loader plugin's predictor: ``predict_bag`` like the MIL ensemble's."""
+
+    def __init__(self, weights: np.ndarray) -> None:
+        self.weights = weights
+
+    def predict_bag(self, features: np.ndarray) -> dict[str, np.ndarray]:
+        scores = features @ self.weights
+        return {"prob": 1 / (1 + np.exp(-np.array([scores.mean()]))), "scores": scores}
+
+
+def load_linear_run(path: Path) -> tuple[LinearBagModel, dict[str, object]]:
+    """A loader plugin (``serve_helpers:load_linear_run``): a run dir with weights.npy and meta.json."""
+    import json
+
+    meta = json.loads((Path(path) / "meta.json").read_text())
+    return LinearBagModel(np.load(Path(path) / "weights.npy")), meta

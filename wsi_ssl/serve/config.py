@@ -58,6 +58,13 @@ class EncoderSection(StrictModel):
     batch_size: int = Field(32, ge=1, le=1024)
 
 
+class ModelSpec(StrictModel):
+    """A model entry that names a loader plugin (``package.module:function``) for its path."""
+
+    path: Path
+    loader: str | None = None
+
+
 class ServeConfig(StrictModel):
     """Everything ``wsi-ssl serve`` needs; see ``configs/serve/default.yaml`` for a commented copy."""
 
@@ -67,7 +74,8 @@ class ServeConfig(StrictModel):
     keys_file: Path = Path("serve_keys.json")
     access_log: Path | None = Path("serve_access.log")
     encoder: EncoderSection | None = None
-    models: dict[str, Path] = Field(default_factory=dict)
+    # name -> TorchScript file/folder, or {path, loader: "module:function"} (see serve/models.py)
+    models: dict[str, Path | ModelSpec] = Field(default_factory=dict)
     # Name of a loaded model whose ``embedding`` output is served as the slide's aggregator
     # embedding; None means the first model that returns an ``embedding`` output, if any.
     embedding_model: str | None = None
@@ -83,7 +91,7 @@ class ServeConfig(StrictModel):
 
     @field_validator("models")
     @classmethod
-    def _model_names(cls, value: dict[str, Path]) -> dict[str, Path]:
+    def _model_names(cls, value: dict[str, Path | ModelSpec]) -> dict[str, Path | ModelSpec]:
         for name in value:
             check_name(name, "model name")
         return value

@@ -1,88 +1,79 @@
-"""The seam between the server and slide-level (MIL) models: load a file, predict on features.
+"""The seam between the server and slide-level (MIL) models: load from disk, predict on features.
 
-The server never imports the MIL training code (stages meet only through files), so a model is
-whatever this module can load from disk into a :class:`SlideModel`. Formats understood:
+The server never imports another stage's code (stages meet only through files), so a model
+reaches it in one of two ways, both configured under ``models:`` in the serve config:
 
-``torchscript``
-    ``model.pt`` (or any ``*.pt`` file given directly), a TorchScript module whose
-    ``forward(features)`` takes one slide's tile embeddings as float32 ``[N, D]`` and returns a
-    dict of named tensors (a bare tensor is served as ``{"output": ...}``). An optional
-    ``model.json`` beside it describes it: ``{"input_dim": D, "encoder_sha256": "...",
-    "task": "...", "outputs": {"name": "what it means"}}``. An output named ``embedding`` is the
-    slide-level aggregator embedding served by the embedding endpoint.
+``name: path/to/model.pt`` (or a folder of ``fold*/model.pt`` / ``fold*.pt``): TorchScript
+    A scripted module whose ``forward(features)`` takes one slide's tile embeddings, float32
+    ``[N, D]``, and returns a dict of named tensors (a bare tensor is served as ``output``).
+    An optional ``model.json`` beside it describes it: ``{"input_dim": D, "encoder_sha256":
+    "...", "task": "...", "outputs": {"name": "meaning"}}``. Several fold files are served as an
+    ensemble: each output is the mean over folds. Needs only torch to load.
 
-A directory holding several ``*.pt`` fold models (``fold*/model.pt`` or ``fold*.pt``) is served
-as an ensemble: each output is the mean over folds, which is how cross-validated MIL models are
-normally applied to new slides.
+``name: {path: runs/her2, loader: "package.module:function"}``: a loader plugin
+    ``function(path)`` returns ``(predictor, meta)``: ``predictor`` has ``predict_bag(features)``
+    (or is callable) taking a float32 ``[N, D]`` array and returning a dict of tensors/arrays;
+    ``meta`` is a dict (``input_dim`` is checked when present). A ``wsi-ssl mil train`` run dir
+    is served this way with ``loader: wsi_ssl.mil.loading:load_mil_model``; the config, not this
+    package, names the loader, so the serve stage stays independent of the MIL code.
+
+An output named ``embedding`` is the slide-level aggregator embedding served by the embedding
+endpoint. Outputs are flattened to 1-D float32 arrays.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Callable
 
 import numpy as np
+
+from wsi_ssl.serve.config import ModelSpec
 
 MODEL_FILE = "model.pt"
 MODEL_META = "model.json"
 EMBEDDING_OUTPUT = "embedding"
 
+Predictor = Callable[[np.ndarray], Any]
+
 
 class ModelLoadError(ValueError):
-    """A configured model path that holds nothing this server can load."""
+    """A configured model that cannot be loaded (missing file, bad format, unknown loader)."""
 
 
 class ModelInputError(ValueError):
     """Features a model cannot take (wrong dimension, other encoder, no tiles)."""
 
 
-class SlideModel(Protocol):
-    """What the predict and embedding endpoints need from a loaded slide-level model."""
-
-    name: str
-    meta: dict[str, Any]
-
-    def predict(self, features: np.ndarray, encoder_sha256: str | None = None) -> dict[str, np.ndarray]: ...
-
-
 def _to_numpy(outputs: Any, source: str) -> dict[str, np.ndarray]:
     import torch
 
-    if isinstance(outputs, torch.Tensor):
+    if isinstance(outputs, (torch.Tensor, np.ndarray)):
         outputs = {"output": outputs}
     if not isinstance(outputs, dict):
         raise ModelInputError(f"model {source} returned {type(outputs).__name__}; expected a dict of tensors")
     result: dict[str, np.ndarray] = {}
     for key, value in outputs.items():
-        if not isinstance(value, torch.Tensor):
+        if isinstance(value, torch.Tensor):
+            value = value.detach().to(torch.float32).cpu().numpy()
+        if not isinstance(value, np.ndarray):
             raise ModelInputError(f"model {source} output {key!r} is {type(value).__name__}, not a tensor")
-        result[str(key)] = value.detach().to(torch.float32).cpu().numpy().reshape(-1)
+        result[str(key)] = value.astype(np.float32).reshape(-1)
     return result
 
 
 @dataclass
-class TorchScriptModel:
-    """One or more TorchScript modules (folds) applied to a slide's features; outputs averaged."""
+class SlideModel:
+    """A loaded model as the predict and embedding endpoints use it. ``predict`` is thread-safe."""
 
     name: str
-    paths: list[Path]
+    predictor: Predictor
     meta: dict[str, Any] = field(default_factory=dict)
-    _modules: list[Any] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def load(self) -> "TorchScriptModel":
-        import torch
-
-        for path in self.paths:
-            try:
-                module = torch.jit.load(str(path), map_location="cpu")
-            except (RuntimeError, ValueError, OSError) as exc:
-                raise ModelLoadError(f"model {self.name!r}: {path} is not a TorchScript file ({exc})") from None
-            self._modules.append(module.eval())
-        return self
 
     def _check(self, features: np.ndarray, encoder_sha256: str | None) -> None:
         if features.ndim != 2 or features.shape[0] == 0:
@@ -100,22 +91,38 @@ class TorchScriptModel:
             )
 
     def predict(self, features: np.ndarray, encoder_sha256: str | None = None) -> dict[str, np.ndarray]:
+        """Named outputs for one slide's features ``[N, D]``; ModelInputError if they do not fit."""
         import torch
 
         self._check(features, encoder_sha256)
-        x = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32))
-        per_fold: list[dict[str, np.ndarray]] = []
-        # One slide at a time: the model is small and the machine's cores are better spent on
-        # other requests than on intra-op parallelism fighting itself.
+        x = np.ascontiguousarray(features, dtype=np.float32)
+        # One slide at a time: on a small CPU box, concurrent forward passes only fight for cores.
         with self._lock, torch.inference_mode():
-            for module in self._modules:
-                try:
-                    per_fold.append(_to_numpy(module(x), repr(self.name)))
-                except RuntimeError as exc:
-                    first = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-                    raise ModelInputError(f"model {self.name!r} cannot take features of shape {tuple(features.shape)}: {first}") from None
-        keys = per_fold[0].keys()
-        return {key: np.mean([fold[key] for fold in per_fold], axis=0).astype(np.float32) for key in keys}
+            try:
+                out = self.predictor(x)
+            except (RuntimeError, ValueError, IndexError) as exc:
+                text = str(exc).strip()
+                last = text.splitlines()[-1] if text else type(exc).__name__
+                raise ModelInputError(f"model {self.name!r} cannot take features of shape {tuple(x.shape)}: {last}") from None
+        return _to_numpy(out, repr(self.name))
+
+
+def _torchscript_predictor(name: str, files: list[Path]) -> Predictor:
+    import torch
+
+    modules = []
+    for path in files:
+        try:
+            modules.append(torch.jit.load(str(path), map_location="cpu").eval())
+        except (RuntimeError, ValueError, OSError) as exc:
+            raise ModelLoadError(f"model {name!r}: {path} is not a TorchScript file ({exc})") from None
+
+    def predict(features: np.ndarray) -> dict[str, np.ndarray]:
+        x = torch.from_numpy(features)
+        folds = [_to_numpy(m(x), repr(name)) for m in modules]
+        return {k: np.mean([f[k] for f in folds], axis=0) for k in folds[0]}
+
+    return predict
 
 
 def _fold_files(folder: Path) -> list[Path]:
@@ -138,22 +145,50 @@ def _read_meta(path: Path) -> dict[str, Any]:
     return meta
 
 
-def load_model(name: str, path: str | Path) -> SlideModel:
-    """Load the model at ``path`` (a ``.pt`` file or a folder of fold models) as ``name``."""
-    path = Path(path)
+def _load_torchscript(name: str, path: Path) -> SlideModel:
     if path.is_file():
         files, meta_path = [path], path.with_name(MODEL_META)
     elif path.is_dir():
         files, meta_path = _fold_files(path), path / MODEL_META
         if not files:
-            raise ModelLoadError(f"model {name!r}: {path} holds no {MODEL_FILE}, fold*/{MODEL_FILE} or fold*.pt")
+            hint = ""
+            if (path / MODEL_META).is_file() and (path / "folds").is_dir():
+                hint = " (a 'wsi-ssl mil train' run dir: configure it as {path: ..., loader: wsi_ssl.mil.loading:load_mil_model})"
+            raise ModelLoadError(f"model {name!r}: {path} holds no {MODEL_FILE}, fold*/{MODEL_FILE} or fold*.pt{hint}")
     else:
         raise ModelLoadError(f"model {name!r}: {path} does not exist")
-    meta = _read_meta(meta_path)
-    meta.setdefault("format", "torchscript")
-    meta["folds"] = len(files)
-    return TorchScriptModel(name=name, paths=files, meta=meta).load()
+    meta = {**_read_meta(meta_path), "format": "torchscript", "folds": len(files)}
+    return SlideModel(name=name, predictor=_torchscript_predictor(name, files), meta=meta)
 
 
-def load_models(models: dict[str, Path]) -> dict[str, SlideModel]:
-    return {name: load_model(name, path) for name, path in models.items()}
+def _load_plugin(name: str, spec: ModelSpec) -> SlideModel:
+    target = str(spec.loader)
+    module_name, _, func_name = target.partition(":")
+    try:
+        loader = getattr(importlib.import_module(module_name), func_name)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise ModelLoadError(f"model {name!r}: loader {target!r} cannot be imported ({exc}); write it as 'package.module:function'") from None
+    if not spec.path.exists():
+        raise ModelLoadError(f"model {name!r}: {spec.path} does not exist")
+    try:
+        loaded, meta = loader(spec.path)
+    except Exception as exc:  # a third-party loader may raise anything; name it and the path
+        raise ModelLoadError(f"model {name!r}: {target}({spec.path}) failed: {exc}") from None
+    predictor = getattr(loaded, "predict_bag", loaded)
+    if not callable(predictor):
+        raise ModelLoadError(f"model {name!r}: {target} returned {type(loaded).__name__}, which has no predict_bag")
+    meta = dict(meta or {})
+    folds = meta.get("folds")
+    meta.update({"format": target, "folds": len(folds) if isinstance(folds, list) else folds})
+    return SlideModel(name=name, predictor=predictor, meta=meta)
+
+
+def load_model(name: str, spec: Path | str | ModelSpec) -> SlideModel:
+    """Load one configured model (see the module docstring for the two ways)."""
+    if not isinstance(spec, ModelSpec):
+        spec = ModelSpec(path=Path(spec))
+    return _load_plugin(name, spec) if spec.loader else _load_torchscript(name, spec.path)
+
+
+def load_models(models: dict[str, Any]) -> dict[str, SlideModel]:
+    return {name: load_model(name, spec) for name, spec in models.items()}
