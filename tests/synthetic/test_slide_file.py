@@ -125,3 +125,16 @@ def test_bad_arguments_are_refused_with_the_name(tmp_path: Path, bad: dict[str, 
     with pytest.raises(ValueError, match=next(iter(bad)).split("_")[0]):
         write_slide(tmp_path / "bad.tiff", **kwargs)
     assert not (tmp_path / "bad.tiff").exists()
+
+
+def test_banded_rendering_has_no_seams(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rendering in row bands (to bound memory) gives exactly the one-band image."""
+    from wsi_ssl.synthetic import texture
+    from wsi_ssl.synthetic.slide_writer import render_slide
+
+    kwargs = {"width": 384, "height": 700, "mpp": 0.5, "seed": 4, "tumor_fraction": 0.4}
+    monkeypatch.setattr(texture, "BAND_ROWS", 10**6)
+    whole, _ = render_slide(**kwargs)
+    monkeypatch.setattr(texture, "BAND_ROWS", 96)
+    banded, _ = render_slide(**kwargs)
+    np.testing.assert_array_equal(whole, banded)

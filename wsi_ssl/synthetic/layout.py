@@ -39,23 +39,6 @@ def smooth_noise(rng: np.random.Generator, shape: tuple[int, int], scale: float)
     return out
 
 
-def tiled_noise(rng: np.random.Generator, shape: tuple[int, int], scale: float, period: int = 1024) -> np.ndarray:
-    """Like :func:`smooth_noise` for pixel-scale grain, but one ``period``-sized block repeated.
-
-    Repetition of fine grain every 0.5 mm is invisible, and it saves drawing millions of normals.
-    """
-    h, w = shape
-    block = smooth_noise(rng, (min(h, period), min(w, period)), scale)
-    oy, ox = int(rng.integers(block.shape[0])), int(rng.integers(block.shape[1]))
-    block = np.roll(block, (oy, ox), axis=(0, 1))
-    bh, bw = block.shape
-    out = np.empty((h, w), np.float32)
-    for y in range(0, h, bh):
-        for x in range(0, w, bw):
-            out[y : y + bh, x : x + bw] = block[: min(bh, h - y), : min(bw, w - x)]
-    return out
-
-
 def tissue_mask(rng: np.random.Generator, shape: tuple[int, int], cell_um: float) -> np.ndarray:
     """Boolean tissue mask: 1-3 irregular blobs covering roughly 25-60% (median ~36%) of the slide."""
     h, w = shape

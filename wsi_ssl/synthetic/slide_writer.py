@@ -20,14 +20,14 @@ import tifffile
 
 from wsi_ssl.synthetic.artefacts import draw_edge_artefacts, draw_pen_marks
 from wsi_ssl.synthetic.layout import MAP_DOWNSAMPLE, class_layout, upsample_labels
-from wsi_ssl.synthetic.stain import StainStyle, to_rgb
-from wsi_ssl.synthetic.texture import TissueStyle, render_concentrations
+from wsi_ssl.synthetic.stain import StainStyle
+from wsi_ssl.synthetic.texture import TissueStyle, render_rgb
 from wsi_ssl.synthetic.truth import BACKGROUND, SlideTruth, load_truth, save_truth, truth_path_for
 
 Compression = Literal["jpeg", "none", "zlib"]
 
 # Bump when the rendering changes, so reruns of make_cohort regenerate older slides.
-GENERATOR_VERSION = 4
+GENERATOR_VERSION = 5
 
 
 def generator_params(**arguments: object) -> str:
@@ -90,12 +90,14 @@ def render_slide(
         lymph_fraction=lymph_fraction,
     )
     labels = upsample_labels(layout_rng, cmap, ds, (height, width), mpp)
-    h_conc, e_conc = render_concentrations(
-        texture_rng, labels, mpp, TissueStyle(high_grade=high_grade, stromal_til=stromal_til)
+    rgb = render_rgb(
+        texture_rng,
+        labels,
+        mpp,
+        TissueStyle(high_grade=high_grade, stromal_til=stromal_til),
+        StainStyle.sample(stain_rng, stain_jitter),
     )
     del labels
-    rgb = to_rgb(h_conc, e_conc, StainStyle.sample(stain_rng, stain_jitter))
-    del h_conc, e_conc
     if edge_artifacts:
         draw_edge_artefacts(rgb, artefact_rng)
     if pen_marks:

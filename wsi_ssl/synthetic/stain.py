@@ -65,11 +65,11 @@ class StainStyle:
         return np.clip(np.rint(rgb), 0, 255).astype(np.uint8).reshape(-1, 3)
 
 
-def to_rgb(h: np.ndarray, e: np.ndarray, style: StainStyle) -> np.ndarray:
-    """RGB uint8 ``[..., 3]`` of concentration fields ``h`` and ``e`` (same shape)."""
+def to_rgb(h: np.ndarray, e: np.ndarray, lut: np.ndarray) -> np.ndarray:
+    """RGB uint8 ``[..., 3]`` of concentration fields ``h`` and ``e`` (same shape) via ``StainStyle.lut()``."""
     # convertScaleAbs saturates to uint8 in one pass (inputs are non-negative, so abs is a no-op).
     hq = cv2.convertScaleAbs(h, alpha=255.0 / H_MAX).astype(np.uint16)
     eq = cv2.convertScaleAbs(e, alpha=255.0 / E_MAX)
     hq <<= 8
     hq |= eq
-    return style.lut()[hq]
+    return lut[hq]

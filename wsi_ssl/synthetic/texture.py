@@ -25,7 +25,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from wsi_ssl.synthetic.layout import smooth_noise, tiled_noise
+from wsi_ssl.synthetic.layout import smooth_noise
+from wsi_ssl.synthetic.stain import StainStyle, to_rgb
 from wsi_ssl.synthetic.nuclei import NUCLEUS_SCALE, draw_all_nuclei, jittered_points
 from wsi_ssl.synthetic.truth import FAT, STROMA, TUMOR
 from wsi_ssl.synthetic.vessels import draw_vessels
@@ -33,6 +34,8 @@ from wsi_ssl.synthetic.vessels import draw_vessels
 # Base (cytoplasm / matrix) concentrations per class id: background, tumour, stroma, lymph, fat.
 BASE_H = np.array([0.0, 0.26, 0.05, 0.16, 0.0], dtype=np.float32)
 BASE_E = np.array([0.012, 0.42, 0.30, 0.22, 0.015], dtype=np.float32)
+BAND_ROWS = 1024  # rows of level 0 rendered at a time
+GRAIN_PERIOD = 1024  # pixel-scale grain repeats every this many pixels (invisible at 0.5 mm)
 
 
 @dataclass(frozen=True)
@@ -85,32 +88,54 @@ def fat_membranes(rng: np.random.Generator, shape: tuple[int, int], mpp: float) 
     return cv2.GaussianBlur(edge, (0, 0), 0.4 / mpp / 2 + 0.3)
 
 
-def render_concentrations(
-    rng: np.random.Generator, labels: np.ndarray, mpp: float, style: TissueStyle
-) -> tuple[np.ndarray, np.ndarray]:
-    """Haematoxylin and eosin concentration fields (float32, level 0) for a label image.
+def _upsample_rows(src: np.ndarray, factor: int, y0: int, y1: int, width: int) -> np.ndarray:
+    """Rows ``[y0, y1)`` of ``src`` bilinearly upsampled by ``factor``, cropped to ``width``.
 
-    Smooth fields (mottle, fibres, membranes) are composed at half or quarter resolution and
-    upsampled once; the full-resolution work is a few in-place passes, which is what a
-    12-megapixel slide costs, not the number of nuclei.
+    Resizes only the source rows those output rows need, plus one on each side, so bands
+    join without seams.
+    """
+    r0 = max(0, y0 // factor - 1)
+    r1 = min(src.shape[0], -(-y1 // factor) + 1)
+    up = cv2.resize(src[r0:r1], (src.shape[1] * factor, (r1 - r0) * factor), interpolation=cv2.INTER_LINEAR)
+    return up[y0 - r0 * factor : y1 - r0 * factor, :width]
+
+
+def _blur_rows(canvas: np.ndarray, sigma: float, y0: int, y1: int) -> np.ndarray:
+    """Rows ``[y0, y1)`` of the Gaussian-blurred canvas, blurring a margin wider than the kernel."""
+    margin = int(np.ceil(4 * sigma)) + 2
+    c0, c1 = max(0, y0 - margin), min(canvas.shape[0], y1 + margin)
+    return cv2.GaussianBlur(canvas[c0:c1], (0, 0), sigma)[y0 - c0 : y1 - c0]
+
+
+def _tile_rows(block: np.ndarray, y0: int, y1: int, width: int) -> np.ndarray:
+    """Rows ``[y0, y1)`` of ``block`` repeated to cover the plane (float32 copy)."""
+    bh, bw = block.shape
+    rows = block[np.arange(y0, y1) % bh]
+    reps = -(-width // bw)
+    return np.tile(rows, (1, reps))[:, :width] if reps > 1 else rows[:, :width].copy()
+
+
+def render_rgb(
+    rng: np.random.Generator, labels: np.ndarray, mpp: float, style: TissueStyle, stain: StainStyle
+) -> np.ndarray:
+    """Level-0 RGB uint8 ``[h, w, 3]`` of a label image.
+
+    Everything that needs the whole slide (layout-dependent nuclei, lumens, vessels, fibres,
+    membranes, mottle) is drawn first as uint8 masks or at half/quarter resolution; the
+    float haematoxylin/eosin arithmetic then runs in bands of BAND_ROWS rows straight into the
+    RGB array. Peak memory is about 9 bytes per level-0 pixel, and a 12-megapixel slide costs a
+    few passes over memory, not the number of nuclei.
     """
     h, w = labels.shape
     hh, hw = -(-h // 2), -(-w // 2)
-    h_conc = BASE_H[labels]
-    e_conc = BASE_E[labels]
-    # Staining unevenness: slow (~0.5 mm) and cellular-scale (~15 um) multiplicative noise,
-    # drawn at quarter resolution; pixel-scale grain from a repeated block.
     qh, qw = -(-h // 4), -(-w // 4)
+    # Staining unevenness: slow (~0.5 mm) and cellular-scale (~15 um) multiplicative noise at
+    # quarter resolution; pixel-scale grain (also chromatin texture) from a repeated block.
     mottle_q = 0.10 * smooth_noise(rng, (qh, qw), 125.0 / mpp) + 0.12 * smooth_noise(rng, (qh, qw), 3.75 / mpp)
-    mottle = cv2.resize(mottle_q, (w, h), interpolation=cv2.INTER_LINEAR)
-    mottle += 1.0
-    grain = tiled_noise(rng, (h, w), 1.5)
-    h_conc *= mottle
-    mottle += 0.15 * grain
-    e_conc *= mottle
-    del mottle
+    mottle_q += 1.0
+    grain_block = smooth_noise(rng, (min(h, GRAIN_PERIOD), min(w, GRAIN_PERIOD)), 1.5)
 
-    # Fibres in stroma, membranes in fat: one overlay composed at half resolution.
+    # Fibres in stroma, membranes in fat: one eosin overlay composed at half resolution.
     labels_half = labels[::2, ::2]
     fibres, fibre_dir = fibre_field(rng, (hh, hw), mpp)
     membranes = fat_membranes(rng, (hh, hw), mpp)
@@ -118,25 +143,12 @@ def render_concentrations(
     overlay = np.where(fat_half, membranes, fibres)
     overlay *= fat_half | (labels_half == STROMA)
     overlay *= np.float32(0.55)
-    e_conc += cv2.resize(overlay, (hw * 2, hh * 2), interpolation=cv2.INTER_LINEAR)[:h, :w]
-    del overlay, fibres, membranes
+    del fibres, membranes, fat_half, labels_half
 
     canvas, lumen_mask = draw_all_nuclei(
         rng, labels, mpp, high_grade=style.high_grade, stromal_til=style.stromal_til, fibre_direction=fibre_dir
     )
     vessels = draw_vessels(rng, labels, mpp, canvas)
-    nuclei = cv2.GaussianBlur(canvas, (0, 0), 0.35 / mpp).astype(np.float32)
-    del canvas
-    grain *= np.float32(0.22 * NUCLEUS_SCALE)
-    grain += np.float32(NUCLEUS_SCALE)
-    nuclei *= grain  # haematoxylin with chromatin texture
-    del grain
-    h_conc += nuclei
-    nuclei *= -0.25
-    nuclei += 1.0
-    np.clip(nuclei, 0.3, 1.0, out=nuclei)
-    e_conc *= nuclei  # nuclei displace eosin-stained cytoplasm
-    del nuclei
     # Gland lumens (in tumour) and vessel lumens (in stroma) are open space: most stain gone,
     # a little eosinophilic secretion left; red cells inside vessels are strongly eosinophilic.
     open_space = vessels.lumen
@@ -144,11 +156,38 @@ def render_concentrations(
     if lumen_mask is not None:
         np.multiply(lumen_mask, labels == TUMOR, out=lumen_mask, casting="unsafe")
         np.maximum(open_space, lumen_mask, out=open_space)
-    level = np.arange(256, dtype=np.float32) / 255.0
-    h_conc *= (1.0 - 0.9 * level)[open_space]
-    e_conc *= (1.0 - 0.85 * level)[open_space]
-    np.minimum(vessels.blood, open_space, out=vessels.blood)
-    e_conc += (0.95 * level)[vessels.blood]
-    np.maximum(h_conc, 0, out=h_conc)
-    np.maximum(e_conc, 0, out=e_conc)
-    return h_conc, e_conc
+        del lumen_mask
+    blood = np.minimum(vessels.blood, open_space)
+    del vessels
+    level = np.arange(256, dtype=np.float32) / np.float32(255.0)
+    keep_h, keep_e, red = 1.0 - 0.9 * level, 1.0 - 0.85 * level, 0.95 * level
+
+    lut = stain.lut()
+    sigma = 0.35 / mpp
+    rgb = np.empty((h, w, 3), np.uint8)
+    for y0 in range(0, h, BAND_ROWS):
+        y1 = min(h, y0 + BAND_ROWS)
+        band = labels[y0:y1]
+        h_conc = BASE_H[band]
+        e_conc = BASE_E[band]
+        mottle = _upsample_rows(mottle_q, 4, y0, y1, w)
+        grain = _tile_rows(grain_block, y0, y1, w)
+        h_conc *= mottle
+        mottle += 0.15 * grain
+        e_conc *= mottle
+        e_conc += _upsample_rows(overlay, 2, y0, y1, w)
+        nuclei = _blur_rows(canvas, sigma, y0, y1).astype(np.float32)
+        grain *= np.float32(0.22 * NUCLEUS_SCALE)
+        grain += np.float32(NUCLEUS_SCALE)
+        nuclei *= grain  # haematoxylin with chromatin texture
+        h_conc += nuclei
+        nuclei *= -0.25
+        nuclei += 1.0
+        np.clip(nuclei, 0.3, 1.0, out=nuclei)
+        e_conc *= nuclei  # nuclei displace eosin-stained cytoplasm
+        holes = open_space[y0:y1]
+        h_conc *= keep_h[holes]
+        e_conc *= keep_e[holes]
+        e_conc += red[blood[y0:y1]]
+        rgb[y0:y1] = to_rgb(h_conc, e_conc, lut)
+    return rgb
