@@ -110,3 +110,12 @@ def test_heatmap_over_a_real_slide_thumbnail(tmp_path: Path, shared_data: Path) 
     assert Path(written["heatmap"]).stat().st_size > 10_000 and Path(written["top_tiles"]).is_file()
     top = pd.read_csv(written["top_tiles_csv"])
     np.testing.assert_allclose(top["score"], sorted(scores, reverse=True)[:4], rtol=1e-5)
+
+
+def test_resume_retrains_a_fold_whose_config_changed(tmp_path: Path, make_cohort) -> None:  # type: ignore[no-untyped-def]
+    feats, df = make_cohort(tmp_path, n_patients=12)
+    run = _train(tmp_path, df, feats, "--set", "aggregator.kind=mean", "--set", "eval.plots=false")
+    weights = run / "folds" / "fold_0" / "model.safetensors"
+    stamp = weights.stat().st_mtime_ns
+    _train(tmp_path, df, feats, "--set", "aggregator.kind=mean", "--set", "eval.plots=false", "--set", "train.weight_decay=0.5")
+    assert weights.stat().st_mtime_ns != stamp

@@ -7,6 +7,7 @@ prediction CSVs and ``metrics.json`` are written at the end, each atomically.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from dataclasses import dataclass
@@ -53,13 +54,28 @@ def _survival_at(meta: dict[str, Any], model: MILModel, pred: dict[str, np.ndarr
     return cox_survival(pred["risk"], times, np.asarray(fold_info["baseline_times"]), np.asarray(fold_info["baseline_cumhaz"]))
 
 
+def _fit_fingerprint(cfg: MilConfig, meta: dict[str, Any], bags: Sequence[Bag], fold: Any) -> str:
+    """What a fold model depends on (config except eval, model shape, its bags): resume only on a match."""
+    payload = {
+        "cfg": cfg.model_dump(mode="json", exclude={"eval"}),
+        "meta": meta,
+        "split": [[bags[i].key for i in part] for part in (fold.train, fold.val)],
+        "sizes": [len(bags[i]) for i in fold.train],
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
 def _fit_or_resume(cfg: MilConfig, meta: dict[str, Any], bags: Sequence[Bag], fold: Any, run_dir: Path) -> tuple[MILModel, dict[str, Any]]:
     fdir = fold_dir(run_dir, fold.index)
     info_path = fdir / "fold.json"
     weights = fdir / "model.safetensors"
+    sha = _fit_fingerprint(cfg, meta, bags, fold)
     if info_path.is_file() and weights.is_file():
-        log.info("fold %d: already trained, loading %s", fold.index, weights)
-        return load_fold_weights(meta, weights), json.loads(info_path.read_text())
+        info = json.loads(info_path.read_text())
+        if info.get("fingerprint") == sha:
+            log.info("fold %d: already trained, loading %s", fold.index, weights)
+            return load_fold_weights(meta, weights), info
+        log.warning("fold %d: config, data or split changed since it was trained; training it again", fold.index)
     train = [bags[i] for i in fold.train]
     res = fit(cfg, meta, train, [bags[i] for i in fold.val], seed=cfg.train.seed + fold.index)
     info: dict[str, Any] = {
@@ -68,6 +84,7 @@ def _fit_or_resume(cfg: MilConfig, meta: dict[str, Any], bags: Sequence[Bag], fo
         "n_train": len(fold.train), "n_val": len(fold.val), "n_test": len(fold.test),
         "best_epoch": res.best_epoch, "best_val_loss": res.best_val_loss, "seconds": round(res.seconds, 2),
         "train_keys": [bags[i].key for i in fold.train], "val_keys": [bags[i].key for i in fold.val],
+        "fingerprint": sha,
     }
     if meta["task"] == "survival" and meta.get("survival_loss") != "discrete":
         risk = predict_bags(res.model, train, cfg.data.batch_size)["risk"]

@@ -56,6 +56,7 @@ def km_plot(df: pd.DataFrame, path: str | Path, title: str = "Kaplan-Meier by pr
     for name, sel in (("low risk", ~high), ("high risk", high)):
         if sel.any():
             t, s = kaplan_meier_estimator(event[sel], time[sel])
+            t, s = np.r_[0.0, t], np.r_[1.0, s]  # curves start at S(0) = 1
             ax.step(t, s, where="post", label=f"{name} (n={int(sel.sum())})")
     ax.set(xlabel="time", ylabel="survival probability", ylim=(0, 1.02), title=title)
     ax.text(0.02, 0.04, f"log-rank p = {p:.2g}", transform=ax.transAxes)
