@@ -94,11 +94,20 @@ def _fit_or_resume(cfg: MilConfig, meta: dict[str, Any], bags: Sequence[Bag], fo
     save_fold_weights(res.model, weights)
     _write_csv(pd.DataFrame(res.history), fdir / "history.csv")
     _write_json(info, info_path)
-    log.info("fold %d: %d train / %d val / %d test bags, best epoch %d, %.1fs", fold.index, len(fold.train), len(fold.val), len(fold.test), res.best_epoch, res.seconds)
+    log.info(
+        "fold %d: %d train / %d val / %d test bags, best epoch %d, %.1fs",
+        fold.index, len(fold.train), len(fold.val), len(fold.test), res.best_epoch, res.seconds,
+    )
     return res.model, info
 
 
-def prediction_frame(meta: dict[str, Any], bags: Sequence[Bag], pred: dict[str, np.ndarray], times: np.ndarray | None, fold: np.ndarray | None = None) -> pd.DataFrame:
+def prediction_frame(
+    meta: dict[str, Any],
+    bags: Sequence[Bag],
+    pred: dict[str, np.ndarray],
+    times: np.ndarray | None,
+    fold: np.ndarray | None = None,
+) -> pd.DataFrame:
     """One row per bag: ids, target, predictions (class probabilities / value / risk / S(t))."""
     df = pd.DataFrame({"key": [b.key for b in bags], "patient_id": [b.patient_id for b in bags], "slide_ids": [";".join(b.slide_ids) for b in bags]})
     if fold is not None:
@@ -126,7 +135,14 @@ def prediction_frame(meta: dict[str, Any], bags: Sequence[Bag], pred: dict[str, 
     return df
 
 
-def run_cv(cfg: MilConfig, meta: dict[str, Any], bags: Sequence[Bag], run_dir: str | Path, test_bags: Sequence[Bag] = (), predefined_folds: np.ndarray | None = None) -> CVResult:
+def run_cv(
+    cfg: MilConfig,
+    meta: dict[str, Any],
+    bags: Sequence[Bag],
+    run_dir: str | Path,
+    test_bags: Sequence[Bag] = (),
+    predefined_folds: np.ndarray | None = None,
+) -> CVResult:
     """K-fold CV over ``bags`` (and ensembled prediction of ``test_bags``); writes the run dir."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -163,7 +179,13 @@ def run_cv(cfg: MilConfig, meta: dict[str, Any], bags: Sequence[Bag], run_dir: s
                 tp["survival_at_times"] = _survival_at(meta, model, tp, info, times)
             test_preds.append({k: v for k, v in tp.items() if k != "survival"})
     oof.pop("survival", None)
-    metrics: dict[str, Any] = {"task": task, "n_bags": len(bags), "folds": len(folds), "oof": task_metrics(task, y, oof, cfg.eval.bootstrap, cfg.eval.ci, times, cfg.train.seed), "per_fold": per_fold}
+    metrics: dict[str, Any] = {
+        "task": task,
+        "n_bags": len(bags),
+        "folds": len(folds),
+        "oof": task_metrics(task, y, oof, cfg.eval.bootstrap, cfg.eval.ci, times, cfg.train.seed),
+        "per_fold": per_fold,
+    }
     oof_df = prediction_frame(meta, bags, oof, times, fold_of)
     test_df = None
     if test_bags:

@@ -38,7 +38,17 @@ def slide_file(df: pd.DataFrame, slide_id: str, slides_dir: str | Path | None) -
     return None
 
 
-def write_heatmaps(bags: Sequence[Bag], scores: dict[str, np.ndarray], features_dir: str | Path, out_dir: Path, df: pd.DataFrame, slides_dir: str | Path | None, limit: int, top_k: int, order: Sequence[str] | None = None) -> int:
+def write_heatmaps(
+    bags: Sequence[Bag],
+    scores: dict[str, np.ndarray],
+    features_dir: str | Path,
+    out_dir: Path,
+    df: pd.DataFrame,
+    slides_dir: str | Path | None,
+    limit: int,
+    top_k: int,
+    order: Sequence[str] | None = None,
+) -> int:
     """Heatmaps for up to ``limit`` bags (``order`` first: e.g. the most confident), one per slide."""
     from wsi_ssl.mil.heatmaps import level0_tile_px, open_slide, slide_heatmap
 

@@ -110,7 +110,14 @@ def discrete_nll(logits: torch.Tensor, time: torch.Tensor, event: torch.Tensor, 
     return (ev * uncensored + (1 - ev) * censored).mean()
 
 
-def make_loss(task: str, survival_loss: str = "cox", ties: str = "efron", cox_weighting: str = "none", class_weights: torch.Tensor | None = None, bin_edges: torch.Tensor | None = None) -> LossFn:
+def make_loss(
+    task: str,
+    survival_loss: str = "cox",
+    ties: str = "efron",
+    cox_weighting: str = "none",
+    class_weights: torch.Tensor | None = None,
+    bin_edges: torch.Tensor | None = None,
+) -> LossFn:
     """The loss for a task: ``loss(head_output [B, out], target) -> scalar``."""
     if task == "classification":
         return lambda out, y: F.cross_entropy(out, y, weight=None if class_weights is None else class_weights.to(out.device))

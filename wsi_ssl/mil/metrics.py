@@ -83,11 +83,25 @@ def bootstrap_ci(fn: MetricFn, n: int, n_boot: int, ci: float = 0.95, seed: int 
     result: dict[str, dict[str, float]] = {}
     for k, v in point.items():
         d = np.asarray(draws[k])
-        result[k] = {"value": v, "ci_low": float(np.percentile(d, lo)) if len(d) else float("nan"), "ci_high": float(np.percentile(d, hi)) if len(d) else float("nan"), "n_boot": int(len(d))}
+        nan = float("nan")
+        result[k] = {
+            "value": v,
+            "ci_low": float(np.percentile(d, lo)) if len(d) else nan,
+            "ci_high": float(np.percentile(d, hi)) if len(d) else nan,
+            "n_boot": int(len(d)),
+        }
     return result
 
 
-def task_metrics(task: str, target: np.ndarray, pred: dict[str, np.ndarray], n_boot: int = 1000, ci: float = 0.95, times: np.ndarray | None = None, seed: int = 0) -> dict[str, dict[str, float]]:
+def task_metrics(
+    task: str,
+    target: np.ndarray,
+    pred: dict[str, np.ndarray],
+    n_boot: int = 1000,
+    ci: float = 0.95,
+    times: np.ndarray | None = None,
+    seed: int = 0,
+) -> dict[str, dict[str, float]]:
     """All metrics for a task with bootstrap CIs; ``pred`` as written to the predictions CSV."""
     if task == "classification":
         return bootstrap_ci(lambda i: classification_metrics(target[i], pred["prob"][i]), len(target), n_boot, ci, seed)

@@ -130,7 +130,13 @@ def fit(cfg: MilConfig, meta: dict[str, Any], train_bags: Sequence[Bag], val_bag
         best_state, best_epoch = model.state_dict(), int(history[-1]["epoch"])
     model.load_state_dict(best_state)
     model.eval()
-    return FitResult(model=model.cpu(), best_epoch=best_epoch, best_val_loss=None if y_val is None else best_val, history=history, seconds=_time.perf_counter() - started)
+    return FitResult(
+        model=model.cpu(),
+        best_epoch=best_epoch,
+        best_val_loss=None if y_val is None else best_val,
+        history=history,
+        seconds=_time.perf_counter() - started,
+    )
 
 
 @torch.no_grad()
