@@ -112,7 +112,7 @@ def app(serve_config: Any, loaded: tuple[Any, dict[str, Any]]) -> Any:
     state = ServeState(
         config=serve_config,
         catalog=Catalog(dict(serve_config.cohorts)),
-        keys=KeyStore(serve_config.keys_file),
+        keys=KeyStore(serve_config.keys_file, recheck_s=0.0),  # key changes seen at once in tests
         encoder=encoder,
         models=models,
     )

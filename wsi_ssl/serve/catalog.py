@@ -50,7 +50,7 @@ class FileStamp:
     size: int
 
     @classmethod
-    def of(cls, path: Path) -> "FileStamp | None":
+    def of(cls, path: Path | str) -> "FileStamp | None":
         try:
             st = os.stat(path)
         except (FileNotFoundError, NotADirectoryError):
@@ -76,6 +76,10 @@ class SlideHandle:
     # Re-entrant: one derived value may be computed from another (the embedding from the mean).
     _lock: threading.RLock = field(default_factory=threading.RLock)
     _derived: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def path_str(self) -> str:
+        return str(self.path)
 
     def features(self, start: int, stop: int) -> np.ndarray:
         ds = self.file["features"]
@@ -137,6 +141,7 @@ class Catalog:
         self.open_files = open_files
         self._lock = threading.Lock()
         self._handles: OrderedDict[Path, SlideHandle] = OrderedDict()
+        self._by_id: dict[tuple[str, str], SlideHandle] = {}
         self._listings: dict[str, tuple[int, list[str]]] = {}
 
     def check_folders(self) -> list[str]:
@@ -166,12 +171,8 @@ class Catalog:
         Cheap enough (one stat) for the event loop; ``open`` may read the file and belongs in
         a worker thread.
         """
-        folder = self.cohorts.get(cohort)
-        if folder is None or not _SLIDE_ID_RE.match(slide_id):
-            return None
-        path = feature_path(folder, slide_id)
-        handle = self._handles.get(path)
-        if handle is None or handle.stamp != FileStamp.of(path):
+        handle = self._by_id.get((cohort, slide_id))
+        if handle is None or handle.stamp != FileStamp.of(handle.path_str):
             return None
         return handle
 
@@ -200,6 +201,8 @@ class Catalog:
             # a file when its last reference goes away.
             self._handles[path] = handle
             self._handles.move_to_end(path)
+            self._by_id[(cohort, slide_id)] = handle
             while len(self._handles) > self.open_files:
-                self._handles.popitem(last=False)
+                _, dropped = self._handles.popitem(last=False)
+                self._by_id.pop((dropped.cohort, dropped.slide_id), None)
         return handle

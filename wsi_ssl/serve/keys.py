@@ -13,6 +13,7 @@ import json
 import os
 import secrets
 import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -125,12 +126,18 @@ def revoke_key(path: str | Path, key_id: str) -> None:
 
 
 class KeyStore:
-    """Looks keys up by hash, re-reading the file when its mtime or size changes. Thread-safe."""
+    """Looks keys up by hash, re-reading the file when its mtime or size changes. Thread-safe.
 
-    def __init__(self, path: str | Path) -> None:
+    The file is stat'ed at most every ``recheck_s`` seconds, so a new or revoked key takes
+    effect within that time, and a busy server does not stat the file on every request.
+    """
+
+    def __init__(self, path: str | Path, recheck_s: float = 1.0) -> None:
         self.path = Path(path)
+        self.recheck_s = recheck_s
         self._lock = threading.Lock()
         self._stamp: tuple[int, int] | None = None
+        self._checked = 0.0
         self._by_hash: dict[str, ApiKey] = {}
         self._refresh()
 
@@ -142,6 +149,10 @@ class KeyStore:
         return (st.st_mtime_ns, st.st_size)
 
     def _refresh(self) -> None:
+        now = time.monotonic()
+        if now - self._checked < self.recheck_s:
+            return
+        self._checked = now
         stamp = self._file_stamp()
         if stamp == self._stamp and (stamp is not None or not self._by_hash):
             return

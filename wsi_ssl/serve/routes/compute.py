@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Body, Depends, File, Request, UploadFile
+from fastapi import APIRouter, Body, File, Request, UploadFile
 from starlette.concurrency import run_in_threadpool
 
-from wsi_ssl.serve.deps import API_PREFIX, ServeState, get_state, open_slide, require_key
+from wsi_ssl.serve.auth import SECURED, caller
+from wsi_ssl.serve.deps import API_PREFIX, ServeState, get_state, open_slide
 from wsi_ssl.serve.encoding import NPY_MEDIA, json_response, npy_response, wants_npy
 from wsi_ssl.serve.errors import ApiError, ErrorBody
 from wsi_ssl.serve.keys import ApiKey
@@ -45,12 +46,13 @@ def _errors(extra: dict[int, str]) -> dict[int | str, dict[str, Any]]:
     },
     tags=["embed"],
     summary="Embed uploaded PNG/JPEG tiles with the server's encoder",
+    openapi_extra=SECURED,
 )
 def embed_tiles(
     request: Request,
     files: list[UploadFile] = File(description="PNG or JPEG tiles, one per part, all named 'files'"),
-    key: ApiKey = Depends(require_key),
 ) -> object:
+    key = caller(request)
     state = get_state(request)
     npy = wants_npy(request.headers.get("accept"))
     if state.encoder is None:
@@ -103,14 +105,15 @@ def _predict(state: ServeState, key: ApiKey, cohort: str, slide_id: str, model_n
     ),
     tags=["models"],
     summary="Predict with a loaded MIL model on a cached slide",
+    openapi_extra=SECURED,
 )
 async def predict(
     request: Request,
     cohort: str = CohortParam,
     slide_id: str = SlideParam,
     body: PredictRequest = Body(),
-    key: ApiKey = Depends(require_key),
 ) -> object:
+    key = caller(request)
     state = get_state(request)
     result = await run_in_threadpool(_predict, state, key, cohort, slide_id, body.model)
     return json_response(result)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 
 from wsi_ssl import __version__
-from wsi_ssl.serve.deps import API_PREFIX, get_state, require_key
+from wsi_ssl.serve.auth import SECURED, caller
+from wsi_ssl.serve.deps import API_PREFIX, get_state
 from wsi_ssl.serve.encoding import json_response
 from wsi_ssl.serve.errors import ErrorBody
-from wsi_ssl.serve.keys import ApiKey
 from wsi_ssl.serve.schemas import CohortList, Health, ModelList
 
 router = APIRouter()
@@ -30,14 +30,15 @@ async def health(request: Request) -> Health:
     )
 
 
-@router.get(API_PREFIX + "/cohorts", response_model=CohortList, responses=UNAUTHORIZED, tags=["slides"], summary="The caller's cohorts")
-def cohorts(request: Request, key: ApiKey = Depends(require_key)) -> object:
+@router.get(API_PREFIX + "/cohorts", response_model=CohortList, responses=UNAUTHORIZED, tags=["slides"], summary="The caller's cohorts", openapi_extra=SECURED)
+def cohorts(request: Request) -> object:
+    key = caller(request)
     state = get_state(request)
     visible = [name for name in sorted(state.catalog.cohorts) if key.sees(name)]
     return json_response({"cohorts": [{"name": name, "n_slides": len(state.catalog.slide_ids(name))} for name in visible]})
 
 
-@router.get(API_PREFIX + "/models", response_model=ModelList, responses=UNAUTHORIZED, tags=["models"], summary="Loaded slide-level models")
-async def models(request: Request, key: ApiKey = Depends(require_key)) -> object:
+@router.get(API_PREFIX + "/models", response_model=ModelList, responses=UNAUTHORIZED, tags=["models"], summary="Loaded slide-level models", openapi_extra=SECURED)
+async def models(request: Request) -> object:
     state = get_state(request)
     return json_response({"models": [{"name": name, "meta": model.meta} for name, model in sorted(state.models.items())]})

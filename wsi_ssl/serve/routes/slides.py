@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from wsi_ssl.serve.catalog import SlideHandle
 from wsi_ssl.serve.config import MAX_PAGE_LIMIT, LimitsConfig
-from wsi_ssl.serve.deps import API_PREFIX, ServeState, get_state, open_slide, require_key, visible_cohort
+from wsi_ssl.serve.auth import SECURED, caller
+from wsi_ssl.serve.deps import API_PREFIX, ServeState, get_state, open_slide, visible_cohort
 from wsi_ssl.serve.encoding import JSON_MEDIA, NPY_MEDIA, json_bytes, json_response, npy_response, tile_records, wants_npy
 from wsi_ssl.serve.errors import ApiError, ErrorBody
 from wsi_ssl.serve.keys import ApiKey
@@ -43,14 +44,14 @@ def page_bounds(offset: int, limit: int | None, total: int, limits: LimitsConfig
     return offset, stop, limit, (stop if stop < total else None)
 
 
-@router.get(API_PREFIX + "/cohorts/{cohort}/slides", response_model=SlideList, responses=ERRORS, summary="Slides of a cohort (paginated)")
+@router.get(API_PREFIX + "/cohorts/{cohort}/slides", response_model=SlideList, responses=ERRORS, summary="Slides of a cohort (paginated)", openapi_extra=SECURED)
 def list_slides(
     request: Request,
     cohort: str = CohortParam,
     offset: int = OffsetParam,
     limit: int | None = LimitParam,
-    key: ApiKey = Depends(require_key),
 ) -> object:
+    key = caller(request)
     state = get_state(request)
     visible_cohort(state, key, cohort)
     ids = state.catalog.slide_ids(cohort)
@@ -86,10 +87,11 @@ async def _handle(state: ServeState, key: ApiKey, cohort: str, slide_id: str) ->
     return await run_in_threadpool(open_slide, state, key, cohort, slide_id)
 
 
-@router.get(API_PREFIX + "/cohorts/{cohort}/slides/{slide_id}", response_model=SlideMeta, responses=ERRORS, summary="One slide's metadata")
+@router.get(API_PREFIX + "/cohorts/{cohort}/slides/{slide_id}", response_model=SlideMeta, responses=ERRORS, summary="One slide's metadata", openapi_extra=SECURED)
 async def slide_meta(
-    request: Request, cohort: str = CohortParam, slide_id: str = SlideParam, key: ApiKey = Depends(require_key)
+    request: Request, cohort: str = CohortParam, slide_id: str = SlideParam,
 ) -> object:
+    key = caller(request)
     handle = await _handle(get_state(request), key, cohort, slide_id)
     return json_response(_meta(handle))
 
@@ -122,10 +124,12 @@ def _embedding_body(state: ServeState, handle: SlideHandle) -> bytes:
     response_model=SlideEmbedding,
     responses=ERRORS,
     summary="Slide-level embedding: mean of tiles, and the aggregator's where a model is loaded",
+    openapi_extra=SECURED,
 )
 async def slide_embedding(
-    request: Request, cohort: str = CohortParam, slide_id: str = SlideParam, key: ApiKey = Depends(require_key)
+    request: Request, cohort: str = CohortParam, slide_id: str = SlideParam,
 ) -> object:
+    key = caller(request)
     state = get_state(request)
     handle = await _handle(state, key, cohort, slide_id)
     body = handle.cached("embedding_json")
@@ -146,6 +150,7 @@ async def slide_embedding(
         },
     },
     summary="Tile embeddings with coordinates (paginated; JSON or .npy by Accept)",
+    openapi_extra=SECURED,
 )
 def slide_tiles(
     request: Request,
@@ -153,8 +158,8 @@ def slide_tiles(
     slide_id: str = SlideParam,
     offset: int = OffsetParam,
     limit: int | None = LimitParam,
-    key: ApiKey = Depends(require_key),
 ) -> object:
+    key = caller(request)
     state = get_state(request)
     npy = wants_npy(request.headers.get("accept"))
     handle = open_slide(state, key, cohort, slide_id)
