@@ -1,0 +1,155 @@
+"""The report's sections, each built from the files one stage wrote (never from in-memory state),
+so the report of a resumed run is the same as that of an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from wsi_ssl.report.figures import comparison_chart, data_uri, per_fold_ci, thumbnail_uri, tiles_histogram
+from wsi_ssl.report.render import Raw, Section, ci, esc, figure, fmt, table
+
+if TYPE_CHECKING:
+    from wsi_ssl.pipeline import Pipeline
+
+KIND_TEXT = {"pretrained": "pretrained encoder", "random": "randomly initialised encoder (same architecture)"}
+
+
+def _read_csv(path: Path) -> list[dict[str, str]]:
+    if not path.is_file():
+        return []
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _json(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def cohort_section(p: Pipeline) -> Section:
+    rows = _read_csv(p.layout.table)
+    manifest = {r["slide_id"]: r for r in _read_csv(p.layout.tiles / "manifest.csv")}
+    cohort_ids = [r["slide_id"] for r in _read_csv(p.cohort_table())]
+    n_tiles = [int(manifest[r["slide_id"]].get("n_tiles") or 0) for r in rows if r["slide_id"] in manifest]
+    facts: list[tuple[str, object]] = [("slides in the cohort table", len(cohort_ids)), ("slides tiled", len(rows)),
+                                       ("patients", len({r.get("patient_id") for r in rows}))]
+    if rows and "biomarker" in rows[0]:
+        facts.append(("biomarker-positive slides", sum(r["biomarker"] in ("1", "True", "true") for r in rows)))
+    if rows and "event" in rows[0]:
+        facts.append(("events (deaths) / censored", f"{sum(r['event'] == '1' for r in rows)} / {sum(r['event'] == '0' for r in rows)}"))
+    if n_tiles:
+        facts += [("tiles in total", sum(n_tiles)), ("tiles per slide (min / median / max)",
+                                                     f"{min(n_tiles)} / {sorted(n_tiles)[len(n_tiles) // 2]} / {max(n_tiles)}")]
+    failed = [(sid, r.get("error", "")) for sid, r in manifest.items() if r.get("status") == "failed"]
+    body = table(["", "value"], facts)
+    if p.cfg.cohort.demo is not None:
+        body += '<p class="note">A generated demo cohort: its biomarker and survival were planted in the tumour content.</p>'
+    if n_tiles:
+        body += figure(tiles_histogram(n_tiles), "tiles per slide", 460)
+    if failed:
+        body += "<h3>Slides that failed to tile</h3>" + table(["slide", "error"], failed)
+    thumbs = []
+    for r in rows[: p.cfg.report.thumbnails]:
+        qc = p.layout.tiles / "qc" / f"{r['slide_id']}.png"
+        n = manifest.get(r["slide_id"], {}).get("n_tiles", "?")
+        thumbs.append(figure(thumbnail_uri(qc, p.cfg.report.thumbnail_px), f"{r['slide_id']}: {n} tiles", p.cfg.report.thumbnail_px))
+    body += f"<h3>QC thumbnails ({len(thumbs)} of {len(rows)} slides): tissue outline, pen ink and kept tiles</h3>"
+    body += '<div class="grid">' + "".join(thumbs) + "</div>"
+    return Section("cohort", "Cohort", body)
+
+
+def pretraining_section(p: Pipeline) -> Section:
+    if p.cfg.pretrain.encoder:
+        enc = _json(Path(p.cfg.pretrain.encoder) / "config.json")
+        body = f"<p>No pretraining in this run: the existing encoder <code>{esc(p.cfg.pretrain.encoder)}</code> " \
+               f"({esc(enc.get('arch', '?'))}, method {esc(enc.get('method', '?'))}) was used.</p>"
+        return Section("pretraining", "Pretraining", body)
+    summary = _json(p.layout.pretrain / "summary.json")
+    first, last = summary.get("monitor_first", {}), summary.get("monitor_last", {})
+    enc = _json(p.layout.encoder("pretrained") / "config.json")
+    facts = [("method", summary.get("method")), ("architecture", enc.get("arch")), ("embedding dim", enc.get("embed_dim")),
+             ("input size (px) / tile MPP", f"{enc.get('input_size')} / {enc.get('mpp')}"), ("steps", summary.get("steps")),
+             ("minutes", round(float(summary.get("seconds", 0)) / 60, 1)),
+             ("training / held-out tiles", f"{summary.get('tiles_train')} / {summary.get('tiles_holdout')}")]
+    body = table(["", "value"], facts)
+    monitored = sorted(k for k in last if k.startswith("monitor/") and k in first)
+    if monitored:
+        body += "<h3>Label-free and kNN monitors: at initialisation (random weights, step 0) vs the end</h3>"
+        body += table(["monitor", f"random init (step {int(first.get('step', 0))})", f"trained (step {int(last.get('step', 0))})"],
+                      [(k.split("/", 1)[1], first[k], last[k]) for k in monitored])
+        body += '<p class="note">rankme: effective rank of held-out tile embeddings (higher = less collapsed); ' \
+                "knn_cohort: kNN accuracy on the generated cohort's known tissue classes of held-out tiles.</p>"
+    body += figure(data_uri(p.layout.pretrain / "curves.png"), "loss, learning rate, momentum, RankMe and kNN against step")
+    return Section("pretraining", "Pretraining", body)
+
+
+def _metric_rows(metrics: dict[str, Any]) -> list[tuple[object, ...]]:
+    return [(name, ci(m)) for name, m in metrics.get("oof", {}).items()]
+
+
+def models_section(p: Pipeline) -> Section:
+    body = '<p class="note">K-fold cross-validation split by patient; every figure is out-of-fold (each slide scored ' \
+           "by the model that did not see it). 95% bootstrap confidence intervals.</p>"
+    for task in p.cfg.mil:
+        body += f"<h3>Task: {esc(task)}</h3><div class=\"side\">"
+        for kind in p.kinds:
+            run = p.layout.mil(kind, task)
+            metrics, outputs = _json(run / "metrics.json"), _json(run / "outputs.json")
+            kind_task = metrics.get("task", "")
+            col = f"<div><h4>{esc(KIND_TEXT.get(kind, kind))}</h4>"
+            col += f"<p>{metrics.get('n_bags', '?')} patients, {metrics.get('folds', '?')} folds</p>"
+            col += table(["metric (overall)", "value [95% CI]"], _metric_rows(metrics))
+            folds = per_fold_ci(run / "oof_predictions.csv", kind_task, p.cfg.report.fold_bootstrap) \
+                if (run / "oof_predictions.csv").is_file() else []
+            label = {"classification": "AUROC", "survival": "C-index"}.get(kind_task, "Pearson r")
+            col += table(["fold", "n", f"{label} [95% CI]"],
+                         [(f["fold"], f["n"], ci(f)) for f in folds])
+            plots = outputs.get("plots", {})
+            if "roc" in plots:
+                col += figure(data_uri(plots["roc"]), f"ROC, {kind} encoder")
+            if "km" in plots:
+                col += figure(data_uri(plots["km"]), f"Kaplan-Meier by predicted risk group (median split), {kind} encoder; "
+                              f"log-rank p = {fmt(plots.get('logrank_p'), 4)}")
+            if "scatter" in plots:
+                col += figure(data_uri(plots["scatter"]), f"predicted vs true, {kind} encoder")
+            body += col + "</div>"
+        body += "</div>"
+    return Section("slide-models", "Slide-level models", body)
+
+
+def heatmaps_section(p: Pipeline) -> Section:
+    body = '<p class="note">Attention of the pretrained encoder\'s MIL model over each slide (the most confident ' \
+           "out-of-fold predictions first), with the slide's top-attended tiles below.</p>"
+    shown = 0
+    for task in p.cfg.mil:
+        folder = p.layout.mil("pretrained", task) / "heatmaps"
+        maps = sorted(f for f in folder.glob("*.png") if not f.stem.endswith("_top_tiles")) if folder.is_dir() else []
+        if not maps:
+            continue
+        body += f"<h3>{esc(task)}</h3><div class=\"grid\">"
+        for png in maps[: p.cfg.report.heatmaps]:
+            body += '<div style="width:420px">' + figure(data_uri(png), f"{png.stem}: attention heatmap")
+            body += figure(data_uri(png.with_name(png.stem + "_top_tiles.png")), f"{png.stem}: top tiles by attention") + "</div>"
+            shown += 1
+        body += "</div>"
+    if not shown:
+        body += "<p>No heatmaps: the MIL configs use mean pooling or eval.heatmaps: 0.</p>"
+    return Section("heatmaps", "Attention heatmaps", body)
+
+
+def comparison_section(p: Pipeline, rows: list[dict[str, Any]]) -> Section:
+    header = ["task", "metric"] + [KIND_TEXT.get(k, k) for k in p.kinds]
+    cells = []
+    for r in rows:
+        line: list[object] = [r["task"], r.get("label", "")] + [ci(r.get(k)) for k in p.kinds]
+        if "random" in p.kinds and r.get("pretrained") and r.get("random"):
+            better = r["pretrained"]["value"] > r["random"]["value"]
+            line.append(Raw(f'<span class="{"good" if better else "bad"}">{"pretrained better" if better else "pretrained NOT better"}</span>'))
+        cells.append(line)
+    body = table(header + (["verdict"] if "random" in p.kinds else []), cells)
+    body += figure(comparison_chart(rows, p.kinds), "headline out-of-fold metric per task and encoder, 95% CI")
+    body += '<p class="note">Same tiles, same architecture, same MIL configs and folds; only the encoder weights differ.</p>'
+    return Section("comparison", "Pretrained vs random encoder", body)
