@@ -122,3 +122,12 @@ def test_timm_name_with_local_weights(tiny_encoder: Path, store_factory: Callabl
     assert f.features.shape == (2, 512) and f.attrs["encoder"] == "resnet18"
     with h5py.File(tmp_path / "f" / "s.h5") as h:
         assert h.attrs["input_size"] == 224
+
+
+def test_bad_encoder_stops_before_any_work(store_factory: Callable[..., Any], tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    store_factory("s", 2)
+    rc = cli(["--tiles", str(tmp_path / "tiles"), "--encoder", "vit_small_patch16_224", "--out", str(tmp_path / "o"),
+              "--device", "cpu", "--no-progress"])
+    assert rc == 2 and "--encoder-weights" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

@@ -67,3 +67,14 @@ def test_missing_tiles_folder_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(TileStoreError, match="not a folder of tile stores"):
         plan_slides(tmp_path / "nope", tmp_path / "out", encoder_mpp=None, encoder_sha256="", mpp_tolerance=0.1,
                     shard=Shard(0, 1))
+
+
+def test_batches_pack_across_slides_in_order() -> None:
+    from wsi_ssl.embed.dataset import pack_batches
+
+    jobs = [job("a", 21), job("b", 0), job("c", 5), job("d", 14)]
+    batches = pack_batches(jobs, 8)
+    assert [sum(s.stop - s.start for s in b) for b in batches] == [8, 8, 8, 8, 8]
+    rows = [(s.job, t) for b in batches for s in b for t in range(s.start, s.stop)]
+    assert rows == [(j, t) for j, jb in enumerate(jobs) for t in range(jb.n_tiles)]
+    assert [(s.job, s.start, s.stop) for s in batches[2]] == [(0, 16, 21), (2, 0, 3)]

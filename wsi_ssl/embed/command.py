@@ -2,7 +2,7 @@
 
 Only argparse here; torch, timm and Lightning are imported inside ``run`` so ``wsi-ssl --help``
 stays instant. Exit code 0 when every slide is embedded or already was, 1 when any slide failed
-(the others are still written), 2 for a bad config.
+(the others are still written), 2 for a bad config, encoder or tiles folder.
 """
 
 from __future__ import annotations
@@ -53,11 +53,17 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from wsi_ssl.embed.config import EmbedConfig
     from wsi_ssl.embed.runner import run_embed
+    from wsi_ssl.stores.encoder_dir import EncoderError
+    from wsi_ssl.stores.tile_store import TileStoreError
 
     flags = {key: getattr(args, key, None) for key in FLAG_KEYS}
     flags["progress"] = getattr(args, "progress", None)
     cfg = load_config(EmbedConfig, args.config, parse_overrides(args.overrides), flags)
-    summary = run_embed(cfg)
+    try:
+        summary = run_embed(cfg)
+    except (EncoderError, TileStoreError) as exc:  # nothing was embedded: a bad --encoder or --tiles
+        print(f"wsi-ssl embed: {exc}", file=sys.stderr)
+        return 2
     print(f"wsi-ssl embed: {summary.line()}", file=sys.stderr)
     for slide_id, why in summary.failed.items():
         print(f"  failed {slide_id}: {why}", file=sys.stderr)

@@ -1,13 +1,14 @@
 """Tiles of many stores as a stream of in-order batches, decoded in DataLoader workers.
 
-Each item is one batch of consecutive tiles of one slide (a batch never spans two slides, so a
-slide's feature file can be closed the moment its last batch is done). Reading a contiguous
-range touches each zarr shard once, and the JPEG decoding runs in worker processes while the
-main process runs the encoder. A DataLoader with workers returns items in index order, so the
-features of tile i land in row i.
+Batches are packed across slides: tiles are taken in (slide, tile) order and cut every
+``batch_size`` tiles, so a cohort of small biopsies still runs the encoder on full batches. Each
+batch is a list of segments (slide, first tile, count); reading a contiguous range touches each
+zarr shard once, and the JPEG decoding runs in worker processes while the main process runs the
+encoder. A DataLoader returns items in index order, so the features of tile i land in row i.
 
 Workers open stores lazily by path and keep only the last few open. A store that fails to read
-does not kill the loader: the item carries the error, and the runner drops that slide only.
+does not kill the loader: its segment is left out of the batch and reported in ``errors``, and
+the runner drops that slide only.
 """
 
 from __future__ import annotations
@@ -27,23 +28,37 @@ _OPEN_STORES = 4  # per worker; slides are read in order, so a tiny cache suffic
 
 
 @dataclass(frozen=True)
-class BatchRef:
+class Segment:
     job: int  # index into the job list
     start: int
     stop: int
 
 
-def batch_refs(jobs: list[SlideJob], batch_size: int) -> list[BatchRef]:
-    """All batches of all slides, slide by slide, tiles in store order."""
-    refs: list[BatchRef] = []
+def pack_batches(jobs: list[SlideJob], batch_size: int) -> list[list[Segment]]:
+    """All tiles of all slides in order, cut into batches of ``batch_size`` (the last may be short)."""
+    batches: list[list[Segment]] = []
+    current: list[Segment] = []
+    room = batch_size
     for j, job in enumerate(jobs):
-        for start in range(0, job.n_tiles, batch_size):
-            refs.append(BatchRef(j, start, min(start + batch_size, job.n_tiles)))
-    return refs
+        start = 0
+        while start < job.n_tiles:
+            take = min(room, job.n_tiles - start)
+            current.append(Segment(j, start, start + take))
+            start += take
+            room -= take
+            if room == 0:
+                batches.append(current)
+                current, room = [], batch_size
+    if current:
+        batches.append(current)
+    return batches
 
 
 class TileBatches(Dataset):
-    """Map-style dataset of ``BatchRef``s; item = dict(job, start, tiles, error).
+    """Map-style dataset of packed batches; item = dict(segments, tiles, errors).
+
+    ``segments`` lists ``[job, start, count]`` of the rows of ``tiles`` in order; ``errors`` lists
+    ``[job, message]`` for segments that could not be read (their rows are absent).
 
     ``tiles`` is the preprocessed float batch [B, 3, S, S] when ``preprocess`` is given (CPU
     runs: the work stays off the forward's cores), else the raw uint8 batch [B, T, T, 3] (GPU
@@ -52,12 +67,12 @@ class TileBatches(Dataset):
 
     def __init__(self, jobs: list[SlideJob], batch_size: int, preprocess: Preprocess | None) -> None:
         self.jobs = jobs
-        self.refs = batch_refs(jobs, batch_size)
+        self.batches = pack_batches(jobs, batch_size)
         self.preprocess = preprocess
         self._stores: OrderedDict[int, TileStore] = OrderedDict()
 
     def __len__(self) -> int:
-        return len(self.refs)
+        return len(self.batches)
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
@@ -74,18 +89,23 @@ class TileBatches(Dataset):
         return store
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        ref = self.refs[index]
-        try:
-            tiles = torch.from_numpy(self._store(ref.job).tiles(ref.start, ref.stop))
-            if tiles.shape[0] != ref.stop - ref.start:
-                raise ValueError(f"read {tiles.shape[0]} tiles, expected {ref.stop - ref.start}")
-            if self.preprocess is not None:
-                tiles = self.preprocess(tiles)
-            error = ""
-        except Exception as exc:  # reported per slide by the runner; the loader goes on
-            tiles = torch.empty(0, dtype=torch.uint8)
-            error = f"{self.jobs[ref.job].store}: reading tiles {ref.start}:{ref.stop} failed: {type(exc).__name__}: {exc}"
-        return {"job": ref.job, "start": ref.start, "tiles": tiles, "error": error}
+        parts: list[torch.Tensor] = []
+        segments: list[list[int]] = []
+        errors: list[list[Any]] = []
+        for seg in self.batches[index]:
+            try:
+                tiles = self._store(seg.job).tiles(seg.start, seg.stop)
+                if tiles.shape[0] != seg.stop - seg.start:
+                    raise ValueError(f"read {tiles.shape[0]} tiles, expected {seg.stop - seg.start}")
+                parts.append(torch.from_numpy(tiles))
+                segments.append([seg.job, seg.start, seg.stop - seg.start])
+            except Exception as exc:  # reported per slide by the runner; the loader goes on
+                errors.append([seg.job, f"{self.jobs[seg.job].store}: reading tiles {seg.start}:{seg.stop} failed: "
+                                        f"{type(exc).__name__}: {exc}"])
+        batch = torch.cat(parts) if len(parts) > 1 else parts[0] if parts else torch.empty(0, dtype=torch.uint8)
+        if parts and self.preprocess is not None:
+            batch = self.preprocess(batch)
+        return {"segments": segments, "tiles": batch, "errors": errors}
 
 
 def make_loader(dataset: TileBatches, workers: int, prefetch_factor: int, pin_memory: bool) -> DataLoader:

@@ -14,8 +14,8 @@ import logging
 import os
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any
+from pathlib import Path
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -25,9 +25,9 @@ from wsi_ssl.embed.config import EmbedConfig
 from wsi_ssl.embed.dataset import TileBatches, make_loader
 from wsi_ssl.embed.plan import Plan, SlideJob, assign_to_rank, plan_slides
 from wsi_ssl.embed.preprocess import Preprocess
+from wsi_ssl.embed.writers import SlideWriters
 from wsi_ssl.shard import parse_shard
-from wsi_ssl.stores.encoder_dir import EncoderConfig, load_encoder
-from wsi_ssl.stores.features import FeatureWriter
+from wsi_ssl.stores.encoder_dir import EncoderConfig, EncoderError, load_encoder, read_encoder_config
 
 log = logging.getLogger(__name__)
 _AUTOCAST = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -95,79 +95,6 @@ def _cpu_threads(requested: int) -> int:
     return requested or cores
 
 
-def _slide_attrs(job: SlideJob, enc: EncoderConfig, cfg: EmbedConfig) -> dict[str, Any]:
-    return {
-        "slide_id": job.slide_id,
-        "encoder": enc.name or enc.arch,
-        "encoder_arch": enc.arch,
-        "encoder_sha256": enc.sha256,
-        "encoder_mpp": enc.mpp if enc.mpp is not None else "",
-        "input_size": enc.input_size,
-        "mpp": job.mpp,
-        "tile_size": job.tile_size,
-        "n_tiles": job.n_tiles,
-        "precision": cfg.precision,
-        "tile_store": str(job.store),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
-
-
-class _SlideWriters:
-    """One open writer at a time (slides arrive in order); failures abort only that slide."""
-
-    def __init__(self, jobs: list[SlideJob], enc: EncoderConfig, cfg: EmbedConfig, summary: EmbedSummary) -> None:
-        self.jobs, self.enc, self.cfg, self.summary = jobs, enc, cfg, summary
-        self.current: int | None = None
-        self.writer: FeatureWriter | None = None
-        self.bad: set[int] = set()
-
-    def fail(self, j: int, why: str) -> None:
-        if self.writer is not None and self.current == j:
-            self.writer.abort()
-            self.writer = None
-        self.bad.add(j)
-        self.summary.failed[self.jobs[j].slide_id] = why
-        log.error("slide %s failed: %s", self.jobs[j].slide_id, why)
-
-    def write(self, j: int, start: int, feats: np.ndarray) -> None:
-        if j in self.bad:
-            return
-        if self.current != j:
-            self.finish()
-            self.current = j
-        if self.writer is None:
-            job = self.jobs[j]
-            coords = _store_coords(job)
-            self.writer = FeatureWriter(job.out, coords, feats.shape[1], _slide_attrs(job, self.enc, self.cfg), self.cfg.dtype)
-        try:
-            self.writer.write(start, feats)
-        except (OSError, ValueError) as exc:
-            self.fail(j, f"writing {self.jobs[j].out} failed: {exc}")
-
-    def finish(self) -> None:
-        """Close the current slide's file (renamed into place) if it is still good."""
-        if self.writer is None or self.current is None:
-            return
-        j, writer = self.current, self.writer
-        self.writer = None
-        try:
-            writer.close()
-            self.summary.slides += 1
-        except (OSError, ValueError) as exc:
-            self.fail(j, str(exc))
-
-    def abort(self) -> None:
-        if self.writer is not None:
-            self.writer.abort()
-            self.writer = None
-
-
-def _store_coords(job: SlideJob) -> np.ndarray:
-    from wsi_ssl.stores.tile_store import TileStore
-
-    return TileStore(job.store).coords
-
-
 class _Encoder:
     """The model on its device, its preprocessing and its autocast, called on one batch."""
 
@@ -206,7 +133,17 @@ def run_embed(cfg: EmbedConfig) -> EmbedSummary:
     if device.type == "cpu":
         torch.set_num_threads(_cpu_threads(cfg.threads))
 
-    model, enc = load_encoder(encoder_spec, cfg.encoder_weights)
+    # An encoder dir's config.json says all the plan and the workers need, so the workers start
+    # decoding while the weights load; a timm name must be built first to know its input size.
+    if not Path(encoder_spec).is_dir() and cfg.encoder_weights is None:  # fail before building anything
+        raise EncoderError(
+            f"encoder {encoder_spec!r} is not an encoder directory; as a timm model name it needs a local weights "
+            "file (--encoder-weights PATH), since weights are never downloaded"
+        )
+    enc = read_encoder_config(encoder_spec) if Path(encoder_spec).is_dir() else None
+    model = None
+    if enc is None:
+        model, enc = load_encoder(encoder_spec, cfg.encoder_weights)
     plan: Plan = plan_slides(
         tiles_dir, out_dir, encoder_mpp=enc.mpp, encoder_sha256=enc.sha256,
         mpp_tolerance=cfg.mpp_tolerance, shard=shard,
@@ -220,13 +157,17 @@ def run_embed(cfg: EmbedConfig) -> EmbedSummary:
         out_dir.mkdir(parents=True, exist_ok=True)
         dump_config(cfg, out_dir / "embed_config.yaml")
 
+    pre = Preprocess.from_encoder_config(enc)
+    in_workers = cfg.preprocess_on == "worker" or (cfg.preprocess_on == "auto" and device.type == "cpu")
+    dataset = TileBatches(jobs, cfg.batch_size, pre if in_workers else None)
+    batches = iter(make_loader(dataset, cfg.workers, cfg.prefetch_factor, pin_memory=device.type == "cuda"))
+    if model is None:
+        model, enc = load_encoder(encoder_spec, cfg.encoder_weights)
     model = model.to(device).eval()
     if cfg.compile:
         model = torch.compile(model)  # type: ignore[assignment]
-    pre = Preprocess.from_encoder_config(enc)
-    in_workers = cfg.preprocess_on == "worker" or (cfg.preprocess_on == "auto" and device.type == "cpu")
     encode = _Encoder(model, device, None if in_workers else pre, cfg.precision)
-    _embed_jobs(jobs, encode, pre if in_workers else None, enc, cfg, device, summary, rank)
+    _embed_jobs(jobs, batches, encode, enc, cfg, summary, rank)
 
     summary.failed_all_ranks = len(summary.failed)
     if world > 1:
@@ -236,17 +177,16 @@ def run_embed(cfg: EmbedConfig) -> EmbedSummary:
 
 
 def _embed_jobs(
-    jobs: list[SlideJob], encode: _Encoder, worker_pre: Preprocess | None, enc: EncoderConfig,
-    cfg: EmbedConfig, device: torch.device, summary: EmbedSummary, rank: int,
+    jobs: list[SlideJob], batches: Iterator[dict[str, Any]], encode: _Encoder, enc: EncoderConfig,
+    cfg: EmbedConfig, summary: EmbedSummary, rank: int,
 ) -> None:
+    """Consume the in-order batches: forward, then each segment's rows to its slide's file."""
     from tqdm.auto import tqdm
 
-    writers = _SlideWriters(jobs, enc, cfg, summary)
+    writers = SlideWriters(jobs, enc, cfg.precision, cfg.dtype, summary.failed)
     for j, job in enumerate(jobs):  # empty slides get an empty file: no batch will come for them
         if job.n_tiles == 0:
             writers.write(j, 0, np.empty((0, int(enc.embed_dim)), dtype=np.float32))
-    dataset = TileBatches(jobs, cfg.batch_size, worker_pre)
-    loader = make_loader(dataset, cfg.workers, cfg.prefetch_factor, pin_memory=device.type == "cuda")
     total = sum(j.n_tiles for j in jobs)
     bar = tqdm(
         total=total, unit="tile", dynamic_ncols=True, mininterval=1.0,
@@ -254,23 +194,27 @@ def _embed_jobs(
     )
     t0 = time.perf_counter()
     try:
-        for item in loader:
-            j, start = int(item["job"]), int(item["start"])
-            if j in writers.bad:
-                continue
-            if item["error"]:
-                writers.fail(j, item["error"])
+        for item in batches:
+            for j, why in item["errors"]:
+                writers.fail(int(j), str(why))
+            segments = [(int(j), int(start), int(n)) for j, start, n in item["segments"]]
+            if all(j in writers.bad for j, _, _ in segments):
                 continue
             try:
                 feats = encode(item["tiles"]).cpu().numpy()
             except (RuntimeError, ValueError) as exc:
-                writers.fail(j, f"forward failed on tiles {start}+: {exc}")
+                for j, start, _ in segments:
+                    writers.fail(j, f"forward failed on a batch holding its tiles {start}+: {exc}")
                 continue
-            writers.write(j, start, feats)
-            summary.tiles += len(feats)
-            bar.update(len(feats))
+            row = 0
+            for j, start, n in segments:
+                if writers.write(j, start, feats[row : row + n]):
+                    summary.tiles += n
+                row += n
+            bar.update(row)
         writers.finish()
     finally:
         writers.abort()
         bar.close()
+    summary.slides = writers.closed
     summary.seconds = time.perf_counter() - t0
