@@ -68,6 +68,20 @@ def json_response(payload: Any, status: int = 200, headers: dict[str, str] | Non
     return Response(json_bytes(payload), status_code=status, media_type=JSON_MEDIA, headers=headers)
 
 
+def npy_buffer(dtype: np.dtype, length: int) -> tuple[bytearray, np.ndarray]:
+    """A ``.npy`` file in memory for a 1-D array of ``length`` items, and that array as a view into it.
+
+    Filling the view fills the file: the response body is written once, with no further copy
+    (``np.save`` into a BytesIO and ``getvalue()`` would copy a 3 MB page twice more).
+    """
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": (length,)})
+    head = header.getvalue()
+    buf = bytearray(len(head) + length * dtype.itemsize)
+    buf[: len(head)] = head
+    return buf, np.frombuffer(buf, dtype=dtype, count=length, offset=len(head))
+
+
 def npy_bytes(array: np.ndarray) -> bytes:
     """The array in NumPy's ``.npy`` format (what ``np.save`` writes, never pickled)."""
     buf = io.BytesIO()
@@ -75,14 +89,25 @@ def npy_bytes(array: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def npy_response(array: np.ndarray, headers: dict[str, str] | None = None) -> Response:
-    return Response(npy_bytes(array), media_type=NPY_MEDIA, headers=headers)
+def npy_response(array: np.ndarray | bytearray, headers: dict[str, str] | None = None) -> Response:
+    """An ``.npy`` response from an array, or from a buffer made by :func:`npy_buffer`."""
+    body = memoryview(array) if isinstance(array, bytearray) else npy_bytes(array)
+    return Response(body, media_type=NPY_MEDIA, headers=headers)
 
 
-def tile_records(coords: np.ndarray, features: np.ndarray) -> np.ndarray:
-    """Coords and features side by side as one structured array (the ``.npy`` tile page)."""
+def tile_records(coords: np.ndarray, features: np.ndarray) -> bytearray:
+    """Coords and features side by side as one structured ``.npy`` array (the tile page).
+
+    Returns the whole ``.npy`` file; ``np.load`` of it gives records with fields ``coords``
+    (int64 [2]) and ``features`` ([D], the file's dtype).
+    """
     dtype = np.dtype([("coords", "<i8", (2,)), ("features", features.dtype.newbyteorder("<"), (features.shape[1],))])
-    records = np.empty(len(coords), dtype=dtype)
-    records["coords"] = coords
-    records["features"] = features
-    return records
+    buf, records = npy_buffer(dtype, len(coords))
+    # Copy as bytes, row by row: assigning to the structured fields directly goes through
+    # numpy's per-element field transfer and costs ~3x the h5 read of the page.
+    rows = records.view(np.uint8).reshape(len(coords), dtype.itemsize)
+    coords = np.ascontiguousarray(coords, dtype="<i8")
+    features = np.ascontiguousarray(features, dtype=dtype["features"].base)
+    rows[:, :16] = coords.view(np.uint8).reshape(len(coords), 16)
+    rows[:, 16:] = features.view(np.uint8).reshape(len(coords), dtype.itemsize - 16)
+    return buf
