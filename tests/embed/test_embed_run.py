@@ -106,22 +106,22 @@ def test_bad_stores_are_refused_and_the_rest_is_written(tiny_encoder: Path, stor
 
 
 def test_timm_name_with_local_weights(tiny_encoder: Path, store_factory: Callable[..., Any], tmp_path: Path) -> None:
-    """A timm name + a local weights file is an encoder too; its input size is timm's (224 px here)."""
+    """A timm name + a local weights file is an encoder too; its input size is timm's (160 px here)."""
     import timm
     from safetensors.torch import save_file
 
     torch.manual_seed(1)
-    model = timm.create_model("resnet18", pretrained=False, num_classes=0)
-    weights = tmp_path / "r18.safetensors"
+    model = timm.create_model("test_vit", pretrained=False, num_classes=0)
+    weights = tmp_path / "test_vit.safetensors"
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(weights))
     store_factory("s", 2)
-    summary = run_embed(EmbedConfig(tiles=tmp_path / "tiles", encoder="resnet18", encoder_weights=str(weights),
+    summary = run_embed(EmbedConfig(tiles=tmp_path / "tiles", encoder="test_vit", encoder_weights=str(weights),
                                     out=tmp_path / "f", workers=0, device="cpu", progress=False))
     assert summary.ok
     f = read_features(tmp_path / "f" / "s.h5")
-    assert f.features.shape == (2, 512) and f.attrs["encoder"] == "resnet18"
+    assert f.features.shape == (2, 64) and f.attrs["encoder"] == "test_vit"
     with h5py.File(tmp_path / "f" / "s.h5") as h:
-        assert h.attrs["input_size"] == 224
+        assert h.attrs["input_size"] == 160
 
 
 def test_bad_encoder_stops_before_any_work(store_factory: Callable[..., Any], tmp_path: Path,
