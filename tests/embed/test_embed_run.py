@@ -81,6 +81,11 @@ def test_other_tile_size_is_resized_and_float16_is_close(tiny_encoder: Path, sto
     np.testing.assert_allclose(f16.features.astype(np.float32), f32.features, rtol=2e-3, atol=2e-3)
     ref = reference_features(tiny_encoder, tmp_path / "tiles" / "big.zarr")
     np.testing.assert_allclose(f32.features, ref, rtol=1e-3, atol=1e-3)
+    # bf16 autocast (what GPUs run) works on the CPU too, within bf16's 8-bit mantissa.
+    assert run_embed(EmbedConfig(out=tmp_path / "bf16", precision="bf16", **base)).ok
+    bf = read_features(tmp_path / "bf16" / "big.h5")
+    assert bf.attrs["precision"] == "bf16"
+    np.testing.assert_allclose(bf.features, f32.features, atol=0.1 * float(np.abs(f32.features).max()))
 
 
 def test_bad_stores_are_refused_and_the_rest_is_written(tiny_encoder: Path, store_factory: Callable[..., Any],
