@@ -53,10 +53,11 @@ def test_other_cohort_listing_and_predict_look_absent(client: Any, keys: dict[st
     assert foreign.status_code == missing.status_code == 404 and foreign.content == missing.content
 
 
-def test_access_log_records_requests_never_keys(client: Any, keys: dict[str, Any], serve_config: Any) -> None:
+def test_access_log_records_requests_never_keys(client: Any, app: Any, keys: dict[str, Any], serve_config: Any) -> None:
     client.get("/v1/cohorts/A/slides/a1/tiles?limit=5", headers={"X-API-Key": keys["A"]})
     client.get("/v1/cohorts/B/slides/b1", headers={"X-API-Key": keys["A"]})
     client.get("/v1/cohorts", headers={"X-API-Key": "wsk_wrong"})
+    app.state.access_log.sync()
     text = Path(serve_config.access_log).read_text()
     for key in (keys["A"], keys["B"], keys["all"], "wsk_wrong"):
         assert key not in text

@@ -1,7 +1,9 @@
 """The access log: one JSON line per request (time, key id, endpoint, cohort, slide, status).
 
 Written by a plain ASGI middleware (no per-request Request objects, so it costs microseconds)
-that reads what routing and authentication left in the ASGI scope. The key itself is never
+that reads what routing and authentication left in the ASGI scope. Records go through a queue
+to one writer thread, so no request waits on the disk; the writer flushes after every batch
+(lines reach the file within milliseconds) and ``close`` drains the queue before returning. The key itself is never
 written, only the key id that the auth dependency resolved it to; a request whose key was
 missing or wrong is logged with ``key_id: null``.
 """
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
 import threading
 import time
 from datetime import datetime, timezone
@@ -33,25 +36,66 @@ class AccessLog:
 
     def __init__(self, path: str | Path | None) -> None:
         self.path = Path(path) if path else None
-        self._lock = threading.Lock()
+        self._queue: queue.SimpleQueue[dict[str, Any] | threading.Event | None] = queue.SimpleQueue()
         self._file: TextIO | None = None
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = open(self.path, "a", encoding="utf-8", buffering=1)
+            self._file = open(self.path, "a", encoding="utf-8")
+        self._thread = threading.Thread(target=self._run, name="wsi-ssl-access-log", daemon=True)
+        self._thread.start()
 
     def write(self, record: dict[str, Any]) -> None:
-        line = json.dumps(record, separators=(",", ":"))
-        if self._file is None:
-            log.info(line)
-            return
-        with self._lock:
-            self._file.write(line + "\n")
+        """Queue one record; returns at once."""
+        self._queue.put(record)
+
+    def sync(self, timeout: float = 10.0) -> None:
+        """Wait until every record queued so far is in the file."""
+        done = threading.Event()
+        self._queue.put(done)
+        done.wait(timeout)
 
     def close(self) -> None:
-        with self._lock:
-            if self._file is not None:
-                self._file.close()
-                self._file = None
+        """Write what is queued, then stop the writer and close the file."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        stop = False
+        while not stop:
+            batch = [self._queue.get()]
+            while True:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            lines = []
+            events = []
+            for item in batch:
+                if item is None:
+                    stop = True
+                elif isinstance(item, threading.Event):
+                    events.append(item)
+                else:
+                    lines.append(json.dumps(item, separators=(",", ":")))
+            self._emit(lines)
+            for event in events:
+                event.set()
+        if self._file is not None:
+            self._file.close()
+
+    def _emit(self, lines: list[str]) -> None:
+        if not lines:
+            return
+        if self._file is None:
+            for line in lines:
+                log.info(line)
+            return
+        try:
+            self._file.write("\n".join(lines) + "\n")
+            self._file.flush()
+        except OSError as exc:  # a full disk must not take the server down; say so in the server log
+            log.error("cannot write the access log %s: %s", self.path, exc)
 
 
 class AccessLogMiddleware:

@@ -94,6 +94,7 @@ def create_app(config: ServeConfig, state: ServeState | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.serve = state
+    app.state.access_log = access_log
     install_error_handlers(app)
     # Routes go straight onto the app's router rather than through include_router: FastAPI
     # matches included routers lazily, layer by layer, which costs ~50 us per request and is
