@@ -182,10 +182,25 @@ def draw_all_nuclei(
     high_grade: bool,
     stromal_til: float,
     fibre_direction: float,
+    canvas: np.ndarray | None = None,
+    keep_out: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """The uint8 nucleus canvas for a label image, and the lumen mask (low grade only, else None)."""
+    """The uint8 nucleus canvas for a label image, and the lumen mask (low grade only, else None).
+
+    Draws into ``canvas`` if given; stromal nuclei avoid pixels where ``keep_out`` (uint8, e.g.
+    vessel lumens) is non-zero.
+    """
     shape = labels.shape
-    canvas = np.zeros(shape, np.uint8)
+    canvas = np.zeros(shape, np.uint8) if canvas is None else canvas
+
+    def stromal(points: np.ndarray) -> np.ndarray:
+        points = points_in(points, labels, STROMA)
+        if keep_out is None or len(points) == 0:
+            return points
+        xi = np.clip(points[:, 0].astype(np.int64), 0, shape[1] - 1)
+        yi = np.clip(points[:, 1].astype(np.int64), 0, shape[0] - 1)
+        return points[keep_out[yi, xi] == 0]
+
     tumor_kind = TUMOR_HIGH if high_grade else TUMOR_LOW
     tumor_pts = points_in(jittered_points(rng, shape, tumor_kind.spacing_um / mpp), labels, TUMOR)
     lumen_mask = None
@@ -212,12 +227,12 @@ def draw_all_nuclei(
     lymph_pts = points_in(jittered_points(rng, shape, LYMPHOCYTE.spacing_um / mpp, 0.35), labels, LYMPHOCYTES)
     draw_nuclei(canvas, rng, lymph_pts, LYMPHOCYTE, mpp)
 
-    spindle_pts = points_in(jittered_points(rng, shape, SPINDLE.spacing_um / mpp), labels, STROMA)
+    spindle_pts = stromal(jittered_points(rng, shape, SPINDLE.spacing_um / mpp))
     spindle_angles = fibre_direction + rng.normal(0, 0.25, len(spindle_pts))
     draw_nuclei(canvas, rng, spindle_pts, SPINDLE, mpp, spindle_angles)
     if stromal_til > 0:
         # Infiltrating lymphocytes: spacing shrinks as the TIL level rises.
         til_spacing = LYMPHOCYTE.spacing_um / np.sqrt(0.02 + 0.5 * stromal_til) / mpp
-        til_pts = points_in(jittered_points(rng, shape, til_spacing, 0.5), labels, STROMA)
+        til_pts = stromal(jittered_points(rng, shape, til_spacing, 0.5))
         draw_nuclei(canvas, rng, til_pts, LYMPHOCYTE, mpp)
     return canvas, lumen_mask

@@ -27,7 +27,7 @@ from wsi_ssl.synthetic.truth import BACKGROUND, SlideTruth, load_truth, save_tru
 Compression = Literal["jpeg", "none", "zlib"]
 
 # Bump when the rendering changes, so reruns of make_cohort regenerate older slides.
-GENERATOR_VERSION = 5
+GENERATOR_VERSION = 6
 
 
 def generator_params(**arguments: object) -> str:

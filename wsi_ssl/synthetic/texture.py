@@ -145,10 +145,18 @@ def render_rgb(
     overlay *= np.float32(0.55)
     del fibres, membranes, fat_half, labels_half
 
-    canvas, lumen_mask = draw_all_nuclei(
-        rng, labels, mpp, high_grade=style.high_grade, stromal_til=style.stromal_til, fibre_direction=fibre_dir
-    )
+    canvas = np.zeros((h, w), np.uint8)
     vessels = draw_vessels(rng, labels, mpp, canvas)
+    canvas, lumen_mask = draw_all_nuclei(
+        rng,
+        labels,
+        mpp,
+        high_grade=style.high_grade,
+        stromal_til=style.stromal_til,
+        fibre_direction=fibre_dir,
+        canvas=canvas,
+        keep_out=vessels.lumen,
+    )
     # Gland lumens (in tumour) and vessel lumens (in stroma) are open space: most stain gone,
     # a little eosinophilic secretion left; red cells inside vessels are strongly eosinophilic.
     open_space = vessels.lumen
