@@ -1,12 +1,12 @@
-"""Tissue-class textures rendered as haematoxylin/eosin concentration fields at level 0 (nuclei: nuclei.py).
+"""Tissue-class textures: haematoxylin/eosin fields at level 0, turned into RGB in row bands.
 
 What each class looks like at 0.5 um/px (all sizes are set in microns, so they scale with MPP):
 
 - background: empty glass, near-white with faint noise.
-- tumour: sheets of large (r ~5-9 um), irregular, dark haematoxylin nuclei with coarse
-  chromatin on pink-purple cytoplasm. Two grades (the biomarker's morphology, see cohort.py):
-  *low grade* has smaller, paler, regular nuclei and round gland lumens lined by a ring of
-  nuclei; *high grade* has solid sheets of larger, denser, pleomorphic, hyperchromatic nuclei
+- tumour: sheets of large (r ~4-9 um), irregular, dark haematoxylin nuclei with coarse
+  chromatin on pink-purple cytoplasm (nuclei.py). Two grades (the biomarker's morphology, see
+  cohort.py): *low grade* has smaller, paler, regular nuclei and oval gland lumens lined by a
+  ring of nuclei; *high grade* has solid sheets of larger, denser, pleomorphic, hyperchromatic nuclei
   with dark nucleoli and no lumens.
 - stroma: pink eosin fibres, wavy and roughly parallel, with sparse spindle nuclei lying along
   the fibres, scattered lymphocytes (their density is the slide's stromal TIL level) and small
@@ -26,8 +26,8 @@ import cv2
 import numpy as np
 
 from wsi_ssl.synthetic.layout import smooth_noise
-from wsi_ssl.synthetic.stain import StainStyle, to_rgb
 from wsi_ssl.synthetic.nuclei import NUCLEUS_SCALE, draw_all_nuclei, jittered_points
+from wsi_ssl.synthetic.stain import StainStyle, to_rgb
 from wsi_ssl.synthetic.truth import FAT, STROMA, TUMOR
 from wsi_ssl.synthetic.vessels import draw_vessels
 
