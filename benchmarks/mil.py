@@ -43,37 +43,39 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def epoch_batched(model: MILModel, bags: list[Bag], batches: list[list[int]], device: torch.device) -> tuple[float, float]:
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    first = float("nan")
-    sync(device)
-    t0 = time.perf_counter()
-    for step, idx in enumerate(batches):
-        b = collate([bags[i] for i in idx]).to(device)
-        loss = F.cross_entropy(model(b.x, b.mask), b.target)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if step == 0:
-            first = loss.item()
-    sync(device)
-    return time.perf_counter() - t0, first
+class Trainer:
+    """One model + optimizer, trained either batched or one bag per step; time is accumulated."""
 
+    def __init__(self, model: MILModel, device: torch.device) -> None:
+        self.model, self.device, self.seconds, self.first = model, device, 0.0, float("nan")
+        self.opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
 
-def epoch_one_by_one(model: MILModel, bags: list[Bag], order: list[int], device: torch.device) -> float:
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    sync(device)
-    t0 = time.perf_counter()
-    for i in order:
-        x = torch.from_numpy(bags[i].features.astype(np.float32)).unsqueeze(0).to(device)
-        mask = torch.ones(x.shape[:2], dtype=torch.bool, device=device)
-        y = torch.as_tensor([int(bags[i].target)], device=device)
-        loss = F.cross_entropy(model(x, mask), y)
-        opt.zero_grad(set_to_none=True)
+    def _step(self, x: torch.Tensor, mask: torch.Tensor, y: torch.Tensor) -> float:
+        loss = F.cross_entropy(self.model(x, mask), y)
+        self.opt.zero_grad(set_to_none=True)
         loss.backward()
-        opt.step()
-    sync(device)
-    return time.perf_counter() - t0
+        self.opt.step()
+        return loss.item()
+
+    def batched(self, bags: list[Bag], batches: list[list[int]]) -> None:
+        sync(self.device)
+        t0 = time.perf_counter()
+        for idx in batches:
+            b = collate([bags[i] for i in idx]).to(self.device)
+            loss = self._step(b.x, b.mask, b.target)
+            self.first = loss if np.isnan(self.first) else self.first
+        sync(self.device)
+        self.seconds += time.perf_counter() - t0
+
+    def one_by_one(self, bags: list[Bag], order: list[int]) -> None:
+        sync(self.device)
+        t0 = time.perf_counter()
+        for i in order:
+            x = torch.from_numpy(bags[i].features.astype(np.float32)).unsqueeze(0).to(self.device)
+            mask = torch.ones(x.shape[:2], dtype=torch.bool, device=self.device)
+            self._step(x, mask, torch.as_tensor([int(bags[i].target)], device=self.device))
+        sync(self.device)
+        self.seconds += time.perf_counter() - t0
 
 
 @torch.no_grad()
@@ -96,6 +98,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--segment", type=int, default=2, help="batches per interleaved timing segment")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -107,15 +110,20 @@ def main() -> None:
     base = MILModel(args.dim, cfg, "classification", 2).to(device)
     rng = np.random.default_rng(0)
     batches = batch_indices([len(b) for b in bags], args.batch_size, rng, bucket=True)
-    order = [i for b in batches for i in b]  # the same bags in the same order, one per step
     batched_loss, single_loss = first_step_losses(base, bags, batches[0], device)
     padded = sum(len(b) * max(len(bags[i]) for i in b) for b in batches)
 
-    # warm-up (allocator, kernels), then the measured epochs, batched first then one by one
-    epoch_batched(copy.deepcopy(base), bags, batches[:2], device)
-    epoch_one_by_one(copy.deepcopy(base), bags, order[:4], device)
-    t_batched, first = epoch_batched(copy.deepcopy(base), bags, batches, device)
-    t_single = epoch_one_by_one(copy.deepcopy(base), bags, order, device)
+    # warm-up (allocator, kernels) on throwaway copies
+    Trainer(copy.deepcopy(base), device).batched(bags, batches[:1])
+    Trainer(copy.deepcopy(base), device).one_by_one(bags, batches[0][:2])
+    # The epoch runs in segments of a few batches, each timed batched and then one bag at a time
+    # over the same bags, so both methods see the same machine load (other jobs come and go).
+    batched, single = Trainer(copy.deepcopy(base), device), Trainer(copy.deepcopy(base), device)
+    for start in range(0, len(batches), args.segment):
+        seg = batches[start : start + args.segment]
+        batched.batched(bags, seg)
+        single.one_by_one(bags, [i for b in seg for i in b])
+    t_batched, t_single, first = batched.seconds, single.seconds, batched.first
     print(f"device {device}, torch threads {torch.get_num_threads()}; {len(bags)} bags, {n_inst:,} instances of {args.dim}-d; padding overhead {padded / n_inst - 1:.1%}")
     print(f"first-step loss: batched {batched_loss:.6f}  mean of per-bag {single_loss:.6f}  |diff| {abs(batched_loss - single_loss):.2e} (training step: {first:.6f})")
     print(f"one epoch: batched ({args.batch_size} bags/step) {t_batched:.2f}s   one bag per step {t_single:.2f}s   speedup x{t_single / t_batched:.2f}")

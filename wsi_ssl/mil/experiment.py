@@ -92,6 +92,9 @@ def train_run(cfg: MilConfig, features_dir: str | Path, slides_csv: str | Path, 
     out_dir = Path(out_dir)
     task = cfg.task
     df = validate_slide_table(read_slide_table(slides_csv), task, features_dir, cfg.eval.folds, cfg.data.group_by)
+    if "path" in df.columns:  # relative slide paths are relative to the table's folder
+        base = Path(slides_csv).parent
+        df["path"] = [p if pd.isna(p) or Path(str(p)).is_absolute() else str(base / str(p)) for p in df["path"]]
     classes = class_names(df, task) if task.kind == "classification" else None
     train_df, test_df = _split_test(df)
     bags = load_bags(train_df, features_dir, target_array(train_df, task, classes), cfg.data.group_by)

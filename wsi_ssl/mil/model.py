@@ -39,11 +39,10 @@ class MILModel(nn.Module):
 
     def forward_full(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, AggOutput]:
         """Raw head outputs [B, out] and the aggregator's output (scores for heatmaps)."""
-        x = (x - self.feat_mean) / self.feat_std
         if bool(mask.all()):
-            h = self.project(x)
-        else:  # project real instances only: padding costs no projection FLOPs and stays zero
-            real = self.project(x[mask])
+            h = self.project((x - self.feat_mean) / self.feat_std)
+        else:  # normalize and project real instances only: padding costs nothing and stays zero
+            real = self.project((x[mask] - self.feat_mean) / self.feat_std)
             h = real.new_zeros(x.shape[:2] + real.shape[-1:]).index_put((mask,), real)
         agg = self.aggregator(h, mask, self.head)
         out = self.head(agg.embedding)
