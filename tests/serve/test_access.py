@@ -97,3 +97,23 @@ def test_serve_keys_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert read_keys(keys_file)[0].cohorts == ("A", "B")
     dup = parser.parse_args(["serve-keys", "add", "--keys-file", str(keys_file), "--id", "study-x", "--cohort", "A"])
     assert dup.func(dup) == 2 and "already exists" in capsys.readouterr().err
+
+
+def test_serve_command_writes_openapi_and_rejects_bad_config(tmp_path: Path) -> None:
+    import argparse
+
+    from wsi_ssl.config import ConfigError
+    from wsi_ssl.serve.app import OPENAPI_PATH
+    from wsi_ssl.serve.command import register
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers(dest="command"))
+    out = tmp_path / "openapi.json"
+    args = parser.parse_args(["serve", "--write-openapi", str(out)])
+    assert args.func(args) == 0 and json.loads(out.read_text()) == json.loads(OPENAPI_PATH.read_text())
+    bad = tmp_path / "serve.yaml"
+    bad.write_text("cohorts: {A: /tmp}\nembedding_model: nope\nlimits: {max_page_size: 0}\n")
+    args = parser.parse_args(["serve", "--config", str(bad)])
+    with pytest.raises(ConfigError) as err:
+        args.func(args)
+    assert "limits.max_page_size" in str(err.value)

@@ -85,14 +85,22 @@ def test_tile_page_npy_round_trip(client: Any, keys: dict[str, Any], cohorts: di
     assert r.headers["X-Next-Offset"] == ("23" if len(ff) > 23 else "")
 
 
-def test_embed_tiles_matches_the_encoder(client: Any, keys: dict[str, Any], loaded: Any) -> None:
+def test_embed_tiles_matches_the_encoder(client: Any, keys: dict[str, Any], tiny_encoder_dir: Any) -> None:
+    """Embeddings equal the encoder's forward pass on the tile normalised by its config.json."""
+    import torch
     from PIL import Image
+
+    from wsi_ssl.stores.encoder_dir import load_encoder
 
     tiles = [png_bytes(32, seed=1), png_bytes(32, seed=2, fmt="JPEG")]
     files = [("files", ("t1.png", tiles[0], "image/png")), ("files", ("t2.jpg", tiles[1], "image/jpeg"))]
     body = TileEmbeddings.model_validate(client.post("/v1/embed", files=files, headers=hdr(keys, "A")).json())
     assert body.files == ["t1.png", "t2.jpg"] and body.dim == 16
-    expected = loaded[0].embed([Image.open(io.BytesIO(t)).convert("RGB") for t in tiles])
+    model, cfg = load_encoder(tiny_encoder_dir)
+    pixels = np.stack([np.asarray(Image.open(io.BytesIO(t)).convert("RGB"), dtype=np.float32) / 255.0 for t in tiles])
+    x = (pixels - np.asarray(cfg.mean, dtype=np.float32)) / np.asarray(cfg.std, dtype=np.float32)
+    with torch.no_grad():
+        expected = model(torch.from_numpy(x.transpose(0, 3, 1, 2).copy())).numpy()
     np.testing.assert_allclose(np.asarray(body.embeddings), expected, rtol=1e-4, atol=1e-5)
     r = client.post("/v1/embed", files=files, headers={**hdr(keys, "A"), "Accept": "application/x-npy"})
     np.testing.assert_allclose(np.load(io.BytesIO(r.content)), expected, rtol=1e-4, atol=1e-5)

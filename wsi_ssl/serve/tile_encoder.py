@@ -3,8 +3,9 @@
 Uploaded bytes are untrusted: the byte size is checked before decoding, the format must be
 PNG or JPEG (by content, not by file name or declared type), and the pixel count is checked
 from the header before any pixel is decoded, so a decompression bomb is refused cheaply.
-Tiles are resized to the encoder's input size and normalised with its mean/std, exactly as the
-embed stage does, so an uploaded tile gets the embedding it would get in a feature cache.
+Tiles are preprocessed from the encoder's config (Contract 2) with the same operations the
+embed stage uses (bilinear antialiased resize to ``input_size`` in torch, then per-channel
+mean/std), so an uploaded tile gets the embedding it would get in a feature cache.
 """
 
 from __future__ import annotations
@@ -70,17 +71,22 @@ class TileEncoder:
     def name(self) -> str:
         return self.config.name or self.config.arch
 
-    def _tensor(self, images: list[Image.Image]) -> np.ndarray:
+    def _tensor(self, images: list[Image.Image]) -> Any:
+        """A normalised float32 batch [B, 3, S, S]; each tile resized on its own (sizes may differ)."""
+        import torch
+        import torch.nn.functional as F
+
         size = self.config.input_size
-        arrays = []
+        tiles = []
         for img in images:
-            if img.size != (size, size):
-                img = img.resize((size, size), Image.Resampling.BILINEAR)
-            arrays.append(np.asarray(img, dtype=np.float32) / 255.0)
-        batch = np.stack(arrays)  # [B, H, W, 3]
-        mean = np.asarray(self.config.mean, dtype=np.float32)
-        std = np.asarray(self.config.std, dtype=np.float32)
-        return np.ascontiguousarray(((batch - mean) / std).transpose(0, 3, 1, 2))
+            x = torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1)[None].float()
+            if x.shape[-2:] != (size, size):
+                x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+            tiles.append(x)
+        batch = torch.cat(tiles)
+        mean = torch.tensor(self.config.mean, dtype=torch.float32).view(1, 3, 1, 1) * 255.0
+        std = torch.tensor(self.config.std, dtype=torch.float32).view(1, 3, 1, 1) * 255.0
+        return (batch - mean) / std
 
     def embed(self, images: list[Image.Image]) -> np.ndarray:
         """Embeddings ``[len(images), embed_dim]`` as float32."""
@@ -88,8 +94,8 @@ class TileEncoder:
 
         outputs = []
         for start in range(0, len(images), self.batch_size):
-            x = torch.from_numpy(self._tensor(images[start : start + self.batch_size])).to(self.device)
             with self._lock, torch.inference_mode():
+                x = self._tensor(images[start : start + self.batch_size]).to(self.device)
                 y = self.model(x)
             outputs.append(y.float().cpu().numpy().reshape(len(x), -1))
         if not outputs:
