@@ -136,3 +136,23 @@ def test_bad_encoder_stops_before_any_work(store_factory: Callable[..., Any], tm
               "--device", "cpu", "--no-progress"])
     assert rc == 2 and "--encoder-weights" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_unreadable_slide_fails_alone_in_a_shared_batch(tiny_encoder: Path, store_factory: Callable[..., Any],
+                                                        tmp_path: Path) -> None:
+    for name in ("a", "b", "c"):
+        store_factory(name, 6, seed=ord(name), shard_tiles=4)
+    shard = tmp_path / "tiles" / "b.zarr" / "tiles" / "c" / "1" / "0" / "0" / "0"  # tiles 4-5 of b
+    # batches of 8: [a 0:6, b 0:2], [b 2:6, c 0:4], [c 4:6]; b fails in the second
+    data = bytearray(shard.read_bytes())
+    data[10:200] = bytes(190)
+    shard.write_bytes(bytes(data))
+    summary = run_embed(EmbedConfig(tiles=tmp_path / "tiles", encoder=str(tiny_encoder), out=tmp_path / "f",
+                                    batch_size=8, workers=1, device="cpu", progress=False))
+    assert not summary.ok and list(summary.failed) == ["b"] and "reading tiles 2:6" in summary.failed["b"]
+    assert summary.slides == 2 and summary.tiles == 12
+    assert sorted(p.name for p in (tmp_path / "f").iterdir()) == ["a.h5", "c.h5", "embed_config.yaml"]
+    for name in ("a", "c"):  # c shared a batch with the broken part of b
+        got = read_features(tmp_path / "f" / f"{name}.h5").features
+        np.testing.assert_allclose(got, reference_features(tiny_encoder, tmp_path / "tiles" / f"{name}.zarr"),
+                                   rtol=1e-4, atol=1e-4)

@@ -13,8 +13,8 @@ from wsi_ssl.shard import Shard
 from wsi_ssl.stores.features import write_features
 
 
-def job(name: str, n: int) -> SlideJob:
-    return SlideJob(name, Path(f"{name}.zarr"), Path(f"{name}.h5"), n, 224, 0.5)
+def job(name: str, n: int, tile_size: int = 224) -> SlideJob:
+    return SlideJob(name, Path(f"{name}.zarr"), Path(f"{name}.h5"), n, tile_size, 0.5)
 
 
 def test_ranks_get_disjoint_covering_balanced_sets() -> None:
@@ -78,3 +78,6 @@ def test_batches_pack_across_slides_in_order() -> None:
     rows = [(s.job, t) for b in batches for s in b for t in range(s.start, s.stop)]
     assert rows == [(j, t) for j, jb in enumerate(jobs) for t in range(jb.n_tiles)]
     assert [(s.job, s.start, s.stop) for s in batches[2]] == [(0, 16, 21), (2, 0, 3)]
+    # A change of tile size ends the batch early, so every batch stacks into one tensor.
+    mixed = pack_batches([job("a", 5), job("b", 5, tile_size=256), job("c", 2, tile_size=256)], 8)
+    assert [[(s.job, s.start, s.stop) for s in b] for b in mixed] == [[(0, 0, 5)], [(1, 0, 5), (2, 0, 2)]]

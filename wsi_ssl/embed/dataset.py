@@ -35,11 +35,17 @@ class Segment:
 
 
 def pack_batches(jobs: list[SlideJob], batch_size: int) -> list[list[Segment]]:
-    """All tiles of all slides in order, cut into batches of ``batch_size`` (the last may be short)."""
+    """All tiles of all slides in order, cut into batches of ``batch_size`` (the last may be short).
+
+    A batch also ends where the tile size changes, so its tiles always stack into one tensor.
+    """
     batches: list[list[Segment]] = []
     current: list[Segment] = []
     room = batch_size
     for j, job in enumerate(jobs):
+        if current and job.n_tiles and jobs[current[-1].job].tile_size != job.tile_size:
+            batches.append(current)
+            current, room = [], batch_size
         start = 0
         while start < job.n_tiles:
             take = min(room, job.n_tiles - start)

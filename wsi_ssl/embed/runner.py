@@ -83,7 +83,7 @@ def _make_fabric(cfg: EmbedConfig, device: torch.device) -> Any:
         devices=devices,
         num_nodes=cfg.num_nodes,
         strategy="ddp" if multi else "auto",
-        precision="32-true",  # autocast is applied around the forward only, see _forward
+        precision="32-true",  # autocast is applied around the forward only, see _Encoder
     )
 
 
@@ -187,6 +187,7 @@ def _embed_jobs(
     for j, job in enumerate(jobs):  # empty slides get an empty file: no batch will come for them
         if job.n_tiles == 0:
             writers.write(j, 0, np.empty((0, int(enc.embed_dim)), dtype=np.float32))
+    writers.finish()
     total = sum(j.n_tiles for j in jobs)
     bar = tqdm(
         total=total, unit="tile", dynamic_ncols=True, mininterval=1.0,
@@ -208,13 +209,12 @@ def _embed_jobs(
                 continue
             row = 0
             for j, start, n in segments:
-                if writers.write(j, start, feats[row : row + n]):
-                    summary.tiles += n
+                writers.write(j, start, feats[row : row + n])
                 row += n
             bar.update(row)
         writers.finish()
     finally:
         writers.abort()
         bar.close()
-    summary.slides = writers.closed
+    summary.slides, summary.tiles = writers.closed, writers.closed_tiles
     summary.seconds = time.perf_counter() - t0

@@ -50,6 +50,7 @@ class SlideWriters:
         self.writer: FeatureWriter | None = None
         self.bad: set[int] = set()
         self.closed = 0  # slides whose file is complete and in place
+        self.closed_tiles = 0  # their rows
 
     def fail(self, j: int, why: str) -> None:
         """Drop slide ``j``: abort its temporary file if open, ignore its later rows."""
@@ -89,6 +90,7 @@ class SlideWriters:
         try:
             writer.close()
             self.closed += 1
+            self.closed_tiles += writer.n_rows
         except (OSError, ValueError) as exc:
             self.fail(j, str(exc))
 
