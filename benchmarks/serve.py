@@ -26,6 +26,7 @@ import asyncio
 import json
 import os
 import random
+import signal
 import socket
 import statistics
 import subprocess
@@ -203,6 +204,8 @@ def main() -> None:
         return
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    # On SIGTERM, unwind through the finally below so the two server processes are stopped too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     with tempfile.TemporaryDirectory(prefix="wsi_ssl_serve_bench_") as tmp:
         workdir = Path(tmp)
         key = make_cohort(workdir, args.tiles, args.dim)
