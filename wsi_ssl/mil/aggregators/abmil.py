@@ -30,6 +30,10 @@ class AttentionMIL(Aggregator):
         return self.w(self.drop(a)).squeeze(-1)  # [B, N]
 
     def forward(self, h: torch.Tensor, mask: torch.Tensor, head: Head | None = None) -> AggOutput:
-        weights = masked_softmax(self.attention_logits(h), mask)
+        if bool(mask.all()):
+            logits = self.attention_logits(h)
+        else:  # score real instances only: padded rows cost no attention FLOPs
+            logits = h.new_full(mask.shape, float("-inf")).index_put((mask,), self.attention_logits(h[mask]))
+        weights = masked_softmax(logits, mask)
         embedding = torch.bmm(weights.unsqueeze(1), h).squeeze(1)
         return AggOutput(embedding=embedding, scores=weights)
