@@ -13,7 +13,7 @@ from wsi_ssl.pretrain.dino import DINOLoss, dino_loss_reference
 from wsi_ssl.pretrain.ibot import IBOTPatchLoss, random_patch_mask
 from wsi_ssl.pretrain.koleo import koleo_loss
 from wsi_ssl.pretrain.mae import mae_loss, patchify
-from wsi_ssl.pretrain.monitor import knn_accuracy, rankme
+from wsi_ssl.pretrain.monitor import knn_accuracy, knn_leave_group_out, rankme
 
 
 def test_factorised_dino_loss_equals_the_double_loop() -> None:
@@ -86,6 +86,22 @@ def test_knn_accuracy_on_separated_and_on_random_labels() -> None:
     assert knn_accuracy(x[:200], y[:200], x[200:], y[200:], k=10) == 1.0
     noise = torch.randn(300, 16, generator=g)
     assert knn_accuracy(noise[:200], y[:200], noise[200:], y[200:], k=10) < 0.6
+
+
+def test_leave_group_out_knn_equals_per_group_train_test_knn() -> None:
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(60, 8, generator=g)
+    y = torch.randint(0, 3, (60,), generator=g)
+    groups = np.repeat(np.arange(4), 15)
+    correct = 0.0
+    for grp in range(4):
+        te = groups == grp
+        correct += knn_accuracy(x[~te], y[~te], x[te], y[te], k=5) * te.sum()
+    assert math.isclose(knn_leave_group_out(x, y, groups, k=5), correct / 60, abs_tol=1e-6)
+    # Slides whose tiles only resemble each other score by the other slides, not by themselves.
+    twins = torch.cat([x[:10], x[:10] + 1e-3])
+    labels = torch.cat([torch.zeros(10, dtype=torch.long), torch.ones(10, dtype=torch.long)])
+    assert knn_leave_group_out(twins, labels, np.repeat([0, 1], 10), k=1) == 0.0
 
 
 def test_schedules_hit_their_end_points() -> None:

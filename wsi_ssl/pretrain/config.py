@@ -120,9 +120,10 @@ class TrainerConfig(StrictModel):
 class KnnConfig(StrictModel):
     labels: str | None = None  # a folder of class sub-folders of images, or a CSV (path,label)
     synthetic: bool = True  # score known tissue classes when tiles come from the generated cohort
-    k: int = Field(20, ge=1)
+    k: int = Field(20, ge=1)  # neighbours; every tile is a query against other slides' tiles
     max_tiles: int = Field(2000, ge=10)  # cap on images read from knn.labels
-    test_fraction: float = Field(0.3, gt=0.0, lt=1.0)
+    # Accepted so configs written before kNN became leave-one-slide-out still load; not used.
+    test_fraction: float | None = Field(None, gt=0.0, lt=1.0, deprecated="kNN is now leave-one-slide-out")
 
 
 class MonitorConfig(StrictModel):

@@ -45,25 +45,37 @@ def knn_accuracy(train: torch.Tensor, train_y: torch.Tensor, test: torch.Tensor,
     return float((votes.argmax(1) == test_y).float().mean())
 
 
+def knn_leave_group_out(emb: torch.Tensor, labels: torch.Tensor, groups: np.ndarray, k: int = 20,
+                        temperature: float = 0.07) -> float:
+    """kNN accuracy where every tile is a query against the tiles of *other* groups (slides).
+
+    Neighbours from the query's own slide are excluded, so adjacent, near-identical tiles of one
+    slide cannot vote for each other; using every tile as a query keeps the estimate steady on
+    small held-out sets. With one group per tile this is leave-one-out kNN.
+    """
+    x = F.normalize(emb.float(), dim=-1)
+    g = torch.as_tensor(np.asarray(groups))
+    sim = x @ x.t()
+    sim = sim.masked_fill(g[:, None] == g[None, :], float("-inf"))
+    n_other = int((g[:, None] != g[None, :]).sum(1).min())
+    k = min(k, n_other)
+    if k < 1:
+        raise ValueError("kNN needs tiles from at least two groups (slides)")
+    top, idx = sim.topk(k, dim=1)
+    n_classes = int(labels.max()) + 1
+    votes = torch.zeros(x.shape[0], n_classes)
+    votes.scatter_add_(1, labels[idx], torch.exp(top / temperature))
+    return float((votes.argmax(1) == labels).float().mean())
+
+
 @dataclass
 class LabelledTiles:
-    """Images uint8 [N, 3, T, T], integer labels, class names and a group per tile (slide) for splits."""
+    """Images uint8 [N, 3, T, T], integer labels, class names and a group per tile (its slide)."""
 
     images: torch.Tensor
     labels: torch.Tensor
     classes: list[str]
     groups: np.ndarray
-
-    def split(self, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-        """Train/test positions: by group (slide) when there are several, else at random."""
-        rng = np.random.default_rng(seed)
-        uniq = np.unique(self.groups)
-        if len(uniq) >= 3:
-            test_groups = rng.permutation(uniq)[: max(1, int(round(len(uniq) * test_fraction)))]
-            test = np.isin(self.groups, test_groups)
-        else:
-            test = rng.random(len(self.groups)) < test_fraction
-        return np.nonzero(~test)[0], np.nonzero(test)[0]
 
 
 def _read_image(path: Path, size: int) -> np.ndarray:
@@ -149,13 +161,12 @@ class MonitorCallback(L.Callback):
     """Logs RankMe (teacher and student) and kNN accuracy at step 0, every N steps and at the end."""
 
     def __init__(self, holdout: torch.Tensor, embedder: Embedder, every: int,
-                 knn_sets: dict[str, LabelledTiles] | None = None, k: int = 20, test_fraction: float = 0.3,
-                 seed: int = 0) -> None:
+                 knn_sets: dict[str, LabelledTiles] | None = None, k: int = 20) -> None:
         self.holdout = holdout
         self.embedder = embedder
         self.every = every
         self.knn_sets = knn_sets or {}
-        self.k, self.test_fraction, self.seed = k, test_fraction, seed
+        self.k = k
         self.history: list[dict[str, float]] = []
         self._last_step = -1
 
@@ -171,9 +182,7 @@ class MonitorCallback(L.Callback):
                 metrics[f"monitor/rankme_{name}"] = rankme(self.embedder(net, self.holdout, device))
             for set_name, data in self.knn_sets.items():
                 emb = self.embedder(net, data.images, device)
-                tr, te = data.split(self.test_fraction, self.seed)
-                if len(tr) and len(te):
-                    metrics[f"monitor/knn_{set_name}_{name}"] = knn_accuracy(emb[tr], data.labels[tr], emb[te], data.labels[te], self.k)
+                metrics[f"monitor/knn_{set_name}_{name}"] = knn_leave_group_out(emb, data.labels, data.groups, self.k)
         return metrics
 
     def _run(self, trainer: L.Trainer, module: Any) -> None:

@@ -13,7 +13,8 @@ from pathlib import Path
 PANELS = (
     ("loss", ("train/loss", "train/dino_loss", "train/ibot_loss", "train/koleo_loss")),
     ("learning rate", ("train/lr",)),
-    ("EMA momentum / teacher temp", ("train/momentum", "train/teacher_temp")),
+    ("EMA momentum", ("train/momentum",)),
+    ("teacher temperature", ("train/teacher_temp",)),
     ("RankMe", ("monitor/rankme_teacher", "monitor/rankme_student")),
     ("kNN accuracy", ("monitor/knn_",)),
 )
@@ -50,8 +51,12 @@ def plot_curves(run_dir: str | Path, out: str | Path | None = None) -> Path | No
         return None
     panels = [(title, [k for k in series if any(k.startswith(p) for p in prefixes)]) for title, prefixes in PANELS]
     panels = [(t, keys) for t, keys in panels if keys]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
-    for ax, (title, keys) in zip(axes[0], panels):
+    cols = min(4, len(panels))
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False)
+    for ax in axes.flat[len(panels):]:
+        ax.axis("off")
+    for ax, (title, keys) in zip(axes.flat, panels):
         for key in sorted(keys):
             steps, vals = zip(*series[key])
             ax.plot(steps, vals, label=key.split("/")[-1], marker="o" if len(steps) < 30 else None, ms=3)

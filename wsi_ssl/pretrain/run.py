@@ -122,7 +122,7 @@ def run_pretrain(cfg: PretrainConfig, tiles: Sequence[str], out: str | Path, res
     module = PretrainModule(cfg.model_dump(mode="json"), tile_mpp=index.mpp)
     data = PretrainDataModule(TileDataset(index, train_pos), cfg.data.batch_size, cfg.data.num_workers, cfg.data.seed)
     monitor = MonitorCallback(holdout_images, Embedder(cfg.crops.global_size, cfg.augment.mean, cfg.augment.std),
-                              cfg.trainer.val_every, knn_sets, cfg.monitor.knn.k, cfg.monitor.knn.test_fraction, cfg.data.seed)
+                              cfg.trainer.val_every, knn_sets, cfg.monitor.knn.k)
     segment = _segment(run_dir)
     checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="step-{step:07d}", every_n_train_steps=cfg.trainer.ckpt_every,
                                  save_top_k=1, save_last=True, auto_insert_metric_name=False)
