@@ -28,7 +28,7 @@ def build_report(pipe: Pipeline, result: PipelineResult | None = None) -> Path:
     from wsi_ssl.stores.atomic import atomic_output
 
     rows: list[dict[str, Any]] = result.headline if result and result.headline else headline(pipe)
-    sections = [comparison_section(pipe, rows), cohort_section(pipe), pretraining_section(pipe),
+    sections = [comparison_section(pipe, rows, result.stages if result else None), cohort_section(pipe), pretraining_section(pipe),
                 models_section(pipe), heatmaps_section(pipe)]
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     subtitle = f"run dir {pipe.layout.root} · tasks: {', '.join(pipe.cfg.mil)} · encoders: {', '.join(pipe.kinds)}"

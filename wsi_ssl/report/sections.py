@@ -140,7 +140,7 @@ def heatmaps_section(p: Pipeline) -> Section:
     return Section("heatmaps", "Attention heatmaps", body)
 
 
-def comparison_section(p: Pipeline, rows: list[dict[str, Any]]) -> Section:
+def comparison_section(p: Pipeline, rows: list[dict[str, Any]], stages: list[Any] | None = None) -> Section:
     header = ["task", "metric"] + [KIND_TEXT.get(k, k) for k in p.kinds]
     cells = []
     for r in rows:
@@ -152,4 +152,7 @@ def comparison_section(p: Pipeline, rows: list[dict[str, Any]]) -> Section:
     body = table(header + (["verdict"] if "random" in p.kinds else []), cells)
     body += figure(comparison_chart(rows, p.kinds), "headline out-of-fold metric per task and encoder, 95% CI")
     body += '<p class="note">Same tiles, same architecture, same MIL configs and folds; only the encoder weights differ.</p>'
+    if stages:
+        body += "<h3>This run</h3>" + table(["stage", "status", "seconds", "outputs"],
+                                            [(s.name, s.status, round(s.seconds), s.note) for s in stages])
     return Section("comparison", "Pretrained vs random encoder", body)
