@@ -147,3 +147,9 @@ def test_server_keeps_serving_after_bad_input(client: Any, hdr: dict[str, str]) 
     assert client.get("/v1/health").status_code == 200
     page = client.get(f"{TILES}?limit=2", headers=hdr).json()
     assert np.asarray(page["features"]).shape == (2, 8)
+
+
+def test_embed_without_an_encoder_is_503(client_factory: Any, hdr: dict[str, str]) -> None:
+    client = client_factory({})  # a server configured without encoder or models
+    check_error(_upload(client, hdr, ("t.png", png_bytes(32), "image/png")), 503, "no encoder")
+    check_error(client.post("/v1/cohorts/A/slides/a1/predict", json={"model": "meanpool"}, headers=hdr), 422, "loaded: none")

@@ -17,7 +17,6 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from wsi_ssl.serve.catalog import SlideNotFound
-from wsi_ssl.serve.keys import KeyFileError
 from wsi_ssl.stores.features import FeatureFileError
 
 log = logging.getLogger("wsi_ssl.serve")
@@ -95,10 +94,6 @@ def install_error_handlers(app: FastAPI) -> None:
         log.error("feature file error: %s", exc)
         return error_response(500, "unreadable_feature_file", "the slide's feature file cannot be read; the server log names it")
 
-    async def bad_keys_file(_: Request, exc: Exception) -> JSONResponse:
-        log.error("keys file error: %s", exc)
-        return error_response(503, "unavailable", "the server's keys file is unreadable; no key can be checked")
-
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", exc_info=exc)
         return error_response(500, "internal_error", "internal server error; the server log has the details")
@@ -108,5 +103,4 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(SlideNotFound, slide_not_found)
     app.add_exception_handler(FeatureFileError, bad_feature_file)
-    app.add_exception_handler(KeyFileError, bad_keys_file)
     app.add_exception_handler(Exception, unexpected)
