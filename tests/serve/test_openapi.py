@@ -49,6 +49,7 @@ def test_fuzz_finds_no_server_errors(app: Any, keys: dict[str, Any], mode: str) 
     from hypothesis import strategies as st
     from hypothesis.errors import Unsatisfiable
     from schemathesis import GenerationMode
+    from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance, status_code_conformance
 
     schema = schemathesis.openapi.from_asgi("/v1/openapi.json", app)
     generation = GenerationMode.POSITIVE if mode == "positive" else GenerationMode.NEGATIVE
@@ -77,9 +78,12 @@ def test_fuzz_finds_no_server_errors(app: Any, keys: dict[str, Any], mode: str) 
             n_calls += 1
             if response.status_code >= 500:
                 failures.append(f"{case.method} {case.formatted_path} -> {response.status_code}: {response.text[:200]}")
-            elif response.status_code >= 400:
+                return
+            if response.status_code >= 400:
                 body = response.json()
                 assert set(body) == {"error", "detail"}, body
+            # Every answer, error or not, has a documented status, content type and body shape.
+            case.validate_response(response, checks=[status_code_conformance, content_type_conformance, response_schema_conformance])
 
         try:
             run()
