@@ -19,7 +19,7 @@ import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Awaitable, Callable, MutableMapping, TextIO
+from typing import Any, Awaitable, Callable, MutableMapping, NamedTuple, TextIO
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -35,12 +35,37 @@ KEY_ID_SCOPE = "wsi_ssl.key_id"
 log = logging.getLogger("wsi_ssl.serve.access")
 
 
+class RequestRecord(NamedTuple):
+    """One request as the middleware saw it; turned into a JSON line by the writer thread."""
+
+    time: float  # seconds since the epoch
+    key_id: str | None
+    method: str | None
+    endpoint: str | None
+    cohort: str | None
+    slide: str | None
+    status: int
+    seconds: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "time": datetime.fromtimestamp(self.time, timezone.utc).isoformat(timespec="milliseconds"),
+            "key_id": self.key_id,
+            "method": self.method,
+            "endpoint": self.endpoint,
+            "cohort": self.cohort,
+            "slide": self.slide,
+            "status": self.status,
+            "ms": round(self.seconds * 1000, 2),
+        }
+
+
 class AccessLog:
     """Appends JSON lines to a file (or to the ``wsi_ssl.serve.access`` logger when no file)."""
 
     def __init__(self, path: str | Path | None) -> None:
         self.path = Path(path) if path else None
-        self._queue: queue.SimpleQueue[dict[str, Any] | threading.Event | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[RequestRecord | dict[str, Any] | threading.Event | None] = queue.SimpleQueue()
         self._file: TextIO | None = None
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -48,8 +73,8 @@ class AccessLog:
         self._thread = threading.Thread(target=self._run, name="wsi-ssl-access-log", daemon=True)
         self._thread.start()
 
-    def write(self, record: dict[str, Any]) -> None:
-        """Queue one record; returns at once."""
+    def write(self, record: RequestRecord | dict[str, Any]) -> None:
+        """Queue one record; returns at once (formatting happens in the writer thread)."""
         self._queue.put(record)
 
     def sync(self, timeout: float = 10.0) -> None:
@@ -83,7 +108,8 @@ class AccessLog:
                 elif isinstance(item, threading.Event):
                     events.append(item)
                 else:
-                    lines.append(json.dumps(item, separators=(",", ":")))
+                    record = item.to_json() if isinstance(item, RequestRecord) else item
+                    lines.append(json.dumps(record, separators=(",", ":")))
             self._emit(lines)
             for event in events:
                 event.set()
@@ -130,16 +156,16 @@ class AccessLogMiddleware:
             self.access_log.write(_record(scope, status, time.perf_counter() - started))
 
 
-def _record(scope: Scope, status: int, seconds: float) -> dict[str, Any]:
+def _record(scope: Scope, status: int, seconds: float) -> RequestRecord:
     route = scope.get("route")
     params = scope.get("path_params") or {}
-    return {
-        "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
-        "key_id": scope.get(KEY_ID_SCOPE),
-        "method": scope.get("method"),
-        "endpoint": getattr(route, "path", None) or scope.get("path"),
-        "cohort": params.get("cohort"),
-        "slide": params.get("slide_id"),
-        "status": status,
-        "ms": round(seconds * 1000, 2),
-    }
+    return RequestRecord(
+        time.time(),
+        scope.get(KEY_ID_SCOPE),
+        scope.get("method"),
+        getattr(route, "path", None) or scope.get("path"),
+        params.get("cohort"),
+        params.get("slide_id"),
+        status,
+        seconds,
+    )

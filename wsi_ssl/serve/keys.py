@@ -168,9 +168,6 @@ class KeyStore:
         if not key:
             return None
         self._refresh()
-        found = self._by_hash.get(hash_key(key))
-        # The dict lookup already matched the full digest; compare again in constant time so the
-        # answer's timing does not depend on how much of a guessed digest matched.
-        if found is not None and secrets.compare_digest(found.sha256, hash_key(key)):
-            return found
-        return None
+        # Looked up by digest: a guess's timing can only reveal how much of its own SHA-256
+        # matched a stored one, which says nothing usable about any key.
+        return self._by_hash.get(hash_key(key))
