@@ -152,3 +152,6 @@ def test_bad_inputs_are_named(tiles_dir: Path, tmp_path: Path) -> None:
         load_config(PretrainConfig, None, {"crops": {"local_scale": [0.5, 0.2]}})
     with pytest.raises(RunDirError, match="--resume"):
         _run(tiny_config("dino"), tiles_dir, tmp_path / "fresh", resume=True)
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="trainer.strategy: fsdp needs GPUs"):
+            _run(tiny_config("dino", trainer={"strategy": "fsdp"}), tiles_dir, tmp_path / "fsdp")

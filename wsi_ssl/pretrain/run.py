@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from wsi_ssl.config import dump_config
+from wsi_ssl.config import ConfigError, dump_config
 from wsi_ssl.pretrain.config import PretrainConfig
 
 log = logging.getLogger(__name__)
@@ -103,6 +103,9 @@ def run_pretrain(cfg: PretrainConfig, tiles: Sequence[str], out: str | Path, res
         raise RunDirError(f"--resume: no checkpoint at {last}; start the run without --resume")
     if not resume and ckpt_dir.is_dir() and any(ckpt_dir.glob("*.ckpt")):
         raise RunDirError(f"{run_dir} already has checkpoints; pass --resume to continue it or choose another --out")
+    gpu = torch.cuda.is_available() and cfg.trainer.accelerator != "cpu"
+    if cfg.trainer.strategy == "fsdp" and not gpu:
+        raise ConfigError("trainer.strategy: fsdp needs GPUs (Lightning's FSDP is CUDA-only); use ddp or auto on CPU")
     if cfg.trainer.threads:
         torch.set_num_threads(cfg.trainer.threads)
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
@@ -118,7 +121,6 @@ def run_pretrain(cfg: PretrainConfig, tiles: Sequence[str], out: str | Path, res
 
     run_dir.mkdir(parents=True, exist_ok=True)
     dump_config(cfg, run_dir / "config.yaml")
-    gpu = torch.cuda.is_available() and cfg.trainer.accelerator != "cpu"
     module = PretrainModule(cfg.model_dump(mode="json"), tile_mpp=index.mpp)
     data = PretrainDataModule(TileDataset(index, train_pos), cfg.data.batch_size, cfg.data.num_workers, cfg.data.seed)
     monitor = MonitorCallback(holdout_images, Embedder(cfg.crops.global_size, cfg.augment.mean, cfg.augment.std),
