@@ -44,7 +44,8 @@ def _strategy(cfg: PretrainConfig) -> Any:
     return FSDPStrategy(auto_wrap_policy={Block}, sharding_strategy="FULL_SHARD")
 
 
-def _knn_sets(cfg: PretrainConfig, index: Any, holdout_pos: Any, holdout_images: Any) -> dict[str, Any]:
+def build_knn_sets(cfg: PretrainConfig, index: Any, holdout_pos: Any, holdout_images: Any) -> dict[str, Any]:
+    """Labelled sets for kNN: monitor.knn.labels, and the held-out tiles whose slide has a truth file."""
     import numpy as np
     import torch
 
@@ -117,7 +118,7 @@ def run_pretrain(cfg: PretrainConfig, tiles: Sequence[str], out: str | Path, res
     log.info("%d tiles in %d stores (tile %d px, mpp %s): %d to train, %d held out", len(index), len(index.paths),
              index.tile_size, index.mpp, len(train_pos), len(holdout_pos))
     holdout_images = TileDataset(index, holdout_pos).load_all() if len(holdout_pos) else torch.empty(0)
-    knn_sets = _knn_sets(cfg, index, holdout_pos, holdout_images)
+    knn_sets = build_knn_sets(cfg, index, holdout_pos, holdout_images)
 
     run_dir.mkdir(parents=True, exist_ok=True)
     dump_config(cfg, run_dir / "config.yaml")

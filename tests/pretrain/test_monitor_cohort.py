@@ -1,0 +1,65 @@
+"""Cohort kNN: tiles cut from a generated slide are labelled from its truth file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from wsi_ssl.pretrain.config import PretrainConfig
+from wsi_ssl.pretrain.data import TileDataset, TileIndex, resolve_stores
+from wsi_ssl.pretrain.monitor import synthetic_tile_labels
+from wsi_ssl.pretrain.run import build_knn_sets
+from wsi_ssl.stores.tile_store import TileArraysSpec, TileStore, create_tile_arrays, mark_complete, store_path, write_tiles
+
+synthetic = pytest.importorskip("wsi_ssl.synthetic")
+tiffslide = pytest.importorskip("tiffslide")
+
+
+def _store_from_slide(slide: Path, out: Path, tile: int = 32, mpp: float = 1.0) -> Path:
+    """A grid of tiles read with tiffslide at 2x downsample (0.5 -> 1.0 um/px): a minimal tiler."""
+    ts = tiffslide.TiffSlide(str(slide))
+    w, h = ts.dimensions
+    slide_mpp = float(ts.properties["tiffslide.mpp-x"])
+    ds = mpp / slide_mpp
+    step0 = int(tile * ds)
+    coords = np.array([(x, y) for y in range(0, h - step0 + 1, step0) for x in range(0, w - step0 + 1, step0)], np.int64)
+    tiles = np.stack([np.asarray(ts.read_region((int(x), int(y)), 0, (step0, step0)).convert("RGB")
+                                 .resize((tile, tile)), dtype=np.uint8) for x, y in coords])
+    path = store_path(out, slide.stem)
+    attrs = {"slide_id": slide.stem, "source_path": str(slide), "backend": "tiffslide", "mpp": mpp,
+             "slide_mpp": slide_mpp, "level": 0, "downsample": ds, "tile_size": tile, "stride": tile}
+    create_tile_arrays(path, TileArraysSpec(n_tiles=len(coords), tile_size=tile, codec="png"), coords,
+                       np.ones(len(coords), np.float32), attrs)
+    write_tiles(path, 0, tiles)
+    mark_complete(path)
+    return path
+
+
+def test_cohort_tiles_get_their_truth_classes_and_a_knn_set(tmp_path: Path) -> None:
+    for i in range(3):
+        synthetic.write_slide(tmp_path / "slides" / f"s{i}.tiff", width=512, height=512, levels=1, seed=i)
+        _store_from_slide(tmp_path / "slides" / f"s{i}.tiff", tmp_path / "tiles")
+    store = TileStore(store_path(tmp_path / "tiles", "s0"))
+    idx = np.arange(len(store))
+    got = synthetic_tile_labels(store, idx)
+    truth = synthetic.truth_path_for(tmp_path / "slides" / "s0.tiff")
+    assert got is not None
+    np.testing.assert_array_equal(got, synthetic.tile_labels(truth, store.coords, 64.0))  # 32 px x 1.0 / 0.5
+    assert len(np.unique(got)) >= 2
+
+    index = TileIndex.build(resolve_stores([tmp_path / "tiles"]))
+    _, hold = index.split_holdout(40, seed=0)
+    cfg = PretrainConfig()
+    sets = build_knn_sets(cfg, index, hold, TileDataset(index, hold).load_all())
+    cohort = sets["cohort"]
+    assert cohort.classes == list(synthetic.CLASS_NAMES)
+    assert len(cohort.labels) == len(hold) and set(np.unique(cohort.groups)) <= {0, 1, 2}
+
+
+def test_tiles_without_a_truth_file_get_no_labels(tmp_path: Path) -> None:
+    synthetic.write_slide(tmp_path / "x.tiff", width=256, height=256, levels=1, seed=0)
+    path = _store_from_slide(tmp_path / "x.tiff", tmp_path / "tiles")
+    synthetic.truth_path_for(tmp_path / "x.tiff").unlink()
+    assert synthetic_tile_labels(TileStore(path), np.arange(3)) is None
