@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from wsi_ssl.pretrain.config import PretrainConfig
 from wsi_ssl.pretrain.data import TileDataset, TileIndex, resolve_stores
@@ -63,3 +64,27 @@ def test_tiles_without_a_truth_file_get_no_labels(tmp_path: Path) -> None:
     path = _store_from_slide(tmp_path / "x.tiff", tmp_path / "tiles")
     synthetic.truth_path_for(tmp_path / "x.tiff").unlink()
     assert synthetic_tile_labels(TileStore(path), np.arange(3)) is None
+
+
+def test_labelled_images_from_class_folders_and_from_csv(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from wsi_ssl.pretrain.monitor import load_labelled_images
+
+    rng = np.random.default_rng(0)
+    rows = ["path,label"]
+    for cls in ("stroma", "tumor"):
+        (tmp_path / "set" / cls).mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(tmp_path / "set" / cls / f"{i}.png")
+            rows.append(f"set/{cls}/{i}.png,{cls}")
+    (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n")
+    from_dirs = load_labelled_images(tmp_path / "set", size=32, max_tiles=100)
+    from_csv = load_labelled_images(tmp_path / "labels.csv", size=32, max_tiles=100)
+    for data in (from_dirs, from_csv):
+        assert data.classes == ["stroma", "tumor"] and data.labels.tolist() == [0, 0, 0, 1, 1, 1]
+        assert data.images.shape == (6, 3, 32, 32)
+    assert torch.equal(from_dirs.images, from_csv.images)
+    (tmp_path / "bad.csv").write_text("file,class\nx.png,a\n")
+    with pytest.raises(ValueError, match="needs 'path' and 'label' columns"):
+        load_labelled_images(tmp_path / "bad.csv", size=32, max_tiles=10)
