@@ -16,6 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from wsi_ssl.config import ConfigError
 from wsi_ssl.mil.bags import Bag, iter_batches
 from wsi_ssl.mil.config import MilConfig
 from wsi_ssl.mil.losses import fit_time_bins, make_loss
@@ -66,7 +67,7 @@ def prepare_model(cfg: MilConfig, meta: dict[str, Any], train_bags: Sequence[Bag
             weights = torch.tensor(len(y) / (n_classes * np.maximum(counts, 1)), dtype=torch.float32)
         else:
             if len(cfg.task.class_weights) != n_classes:
-                raise ValueError(f"task.class_weights has {len(cfg.task.class_weights)} values for {n_classes} classes")
+                raise ConfigError(f"task.class_weights has {len(cfg.task.class_weights)} values for {n_classes} classes {meta['classes']}")
             weights = torch.tensor(cfg.task.class_weights, dtype=torch.float32)
     return model, weights
 
