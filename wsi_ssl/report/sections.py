@@ -146,8 +146,9 @@ def comparison_section(p: Pipeline, rows: list[dict[str, Any]], stages: list[Any
     for r in rows:
         line: list[object] = [r["task"], r.get("label", "")] + [ci(r.get(k)) for k in p.kinds]
         if "random" in p.kinds and r.get("pretrained") and r.get("random"):
-            better = r["pretrained"]["value"] > r["random"]["value"]
-            line.append(Raw(f'<span class="{"good" if better else "bad"}">{"pretrained better" if better else "pretrained NOT better"}</span>'))
+            diff = r["pretrained"]["value"] - r["random"]["value"]
+            verdict = ("good", "pretrained better") if diff >= 5e-4 else ("bad", "pretrained worse") if diff <= -5e-4 else ("", "tie")
+            line.append(Raw(f'<span class="{verdict[0]}">{verdict[1]}</span>'))
         cells.append(line)
     body = table(header + (["verdict"] if "random" in p.kinds else []), cells)
     body += figure(comparison_chart(rows, p.kinds), "headline out-of-fold metric per task and encoder, 95% CI")
