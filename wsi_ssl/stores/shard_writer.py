@@ -58,6 +58,25 @@ def shard_bytes(encoded: list[bytes], shard_len: int) -> bytes:
     return b"".join([*encoded, index_bytes, crc])
 
 
+def shard_encoder(store_path: str | Path) -> _ImageCodec | None:
+    """The tile codec when whole shards can be written directly (see module docstring), else None."""
+    return _layout(str(Path(store_path) / "tiles"))[1]
+
+
+def write_encoded_shard(store_path: str | Path, start: int, encoded: list[bytes]) -> None:
+    """Write already-encoded tiles (``shard_encoder(store).encode_image`` of each) as one whole shard."""
+    arr, codec, shard_len = _layout(str(Path(store_path) / "tiles"))
+    n = len(encoded)
+    if codec is None or start % shard_len or not (n == shard_len or start + n == arr.shape[0]):
+        raise ValueError(f"tiles {start}..{start + n} are not one whole shard of {store_path}")
+    key = arr.metadata.encode_chunk_key((start // shard_len, 0, 0, 0))
+    path = Path(arr.store_path.store.root) / arr.store_path.path / key
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(shard_bytes(encoded, shard_len))
+    os.replace(tmp, path)
+
+
 def write_shard(store_path: str | Path, start: int, tiles: np.ndarray) -> None:
     """Write tiles ``start .. start+len(tiles)`` of ``<store>/tiles``; must be exactly one whole shard
     (or the last, shorter one). Other block shapes go through zarr."""
@@ -67,10 +86,4 @@ def write_shard(store_path: str | Path, start: int, tiles: np.ndarray) -> None:
     if codec is None or not aligned or n == 0:
         arr[start : start + n] = tiles
         return
-    encoded = [codec.encode_image(np.ascontiguousarray(t)) for t in tiles]
-    key = arr.metadata.encode_chunk_key((start // shard_len, 0, 0, 0))
-    path = Path(arr.store_path.store.root) / arr.store_path.path / key
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(shard_bytes(encoded, shard_len))
-    os.replace(tmp, path)
+    write_encoded_shard(store_path, start, [codec.encode_image(np.ascontiguousarray(t)) for t in tiles])

@@ -8,6 +8,8 @@ slicing numpy views out of it is free. This is why ``wsi-ssl tile`` outruns a re
 
 from __future__ import annotations
 
+from typing import Iterator
+
 import cv2
 import numpy as np
 
@@ -33,19 +35,21 @@ def _dense_groups(positions: np.ndarray, group: np.ndarray, rs: int, min_density
     return [g for part in parts for g in _dense_groups(positions, part, rs, min_density)]
 
 
-def read_tiles(slide: SlideReader, plan: ReadPlan, positions: np.ndarray, block: int) -> np.ndarray:
-    """Tiles at ``positions`` (read-level px, [n, 2]) as uint8 [n, T, T, 3], in the given order."""
-    n = len(positions)
-    t = plan.tile_size
-    out = np.empty((n, t, t, 3), np.uint8)
-    if n == 0:
-        return out
-    rs = plan.read_size
+def iter_tiles(slide: SlideReader, plan: ReadPlan, positions: np.ndarray, block: int) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield ``(i, tile)`` for every position (read-level px, [n, 2]), grouped by region read.
+
+    Tiles come as views into the region buffer when no resize is needed: a consumer that encodes
+    each tile at once never copies pixels into a big batch array (on this machine, first-touch page
+    faults of a fresh [256, 224, 224, 3] batch cost as much as encoding it).
+    """
+    if len(positions) == 0:
+        return
+    t, rs = plan.tile_size, plan.read_size
     block_ids = (positions[:, 0] // block) * 1_000_003 + positions[:, 1] // block
     order = np.argsort(block_ids, kind="stable")
-    sorted_ids = block_ids[order]
-    bounds = np.flatnonzero(np.diff(sorted_ids)) + 1
+    bounds = np.flatnonzero(np.diff(block_ids[order])) + 1
     groups = [g for block_group in np.split(order, bounds) for g in _dense_groups(positions, block_group, rs)]
+    interp = cv2.INTER_AREA if rs > t else cv2.INTER_LINEAR
     for group in groups:
         pos = positions[group]
         x0, y0 = int(pos[:, 0].min()), int(pos[:, 1].min())
@@ -53,11 +57,15 @@ def read_tiles(slide: SlideReader, plan: ReadPlan, positions: np.ndarray, block:
         region = slide.read_region(
             int(round(x0 * plan.downsample)), int(round(y0 * plan.downsample)), plan.level, x1 - x0, y1 - y0
         )
-        for i, (x, y) in zip(group, pos):
+        for i, (x, y) in zip(group.tolist(), pos.tolist()):
             patch = region[y - y0 : y - y0 + rs, x - x0 : x - x0 + rs]
-            if plan.native:
-                out[i] = patch
-            else:
-                interp = cv2.INTER_AREA if rs > t else cv2.INTER_LINEAR
-                out[i] = cv2.resize(patch, (t, t), interpolation=interp)
+            yield i, patch if plan.native else cv2.resize(patch, (t, t), interpolation=interp)
+
+
+def read_tiles(slide: SlideReader, plan: ReadPlan, positions: np.ndarray, block: int) -> np.ndarray:
+    """Tiles at ``positions`` (read-level px, [n, 2]) as uint8 [n, T, T, 3], in the given order."""
+    t = plan.tile_size
+    out = np.empty((len(positions), t, t, 3), np.uint8)
+    for i, tile in iter_tiles(slide, plan, positions, block):
+        out[i] = tile
     return out

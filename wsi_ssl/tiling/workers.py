@@ -13,8 +13,8 @@ import numpy as np
 
 from wsi_ssl.slide.backend import SlideReader, open_slide
 from wsi_ssl.slide.discover import SlideEntry
-from wsi_ssl.stores.shard_writer import write_shard
-from wsi_ssl.tiling.block_reader import read_tiles
+from wsi_ssl.stores.shard_writer import shard_encoder, write_encoded_shard, write_shard
+from wsi_ssl.tiling.block_reader import iter_tiles, read_tiles
 from wsi_ssl.tiling.config import TileConfig
 from wsi_ssl.tiling.grid import ReadPlan
 from wsi_ssl.tiling.plan_slide import SlidePlan, plan_slide
@@ -46,6 +46,13 @@ def shard_task(
 ) -> int:
     """Read tiles ``start .. start+len(positions)`` and write them to the (temporary) store."""
     slide = _slide(path, backend, mpp)
-    tiles = read_tiles(slide, plan, positions, block)
-    write_shard(store_tmp, start, tiles)
-    return len(tiles)
+    codec = shard_encoder(store_tmp)
+    if codec is None:  # a layout we do not write ourselves: hand zarr the whole block
+        write_shard(store_tmp, start, read_tiles(slide, plan, positions, block))
+        return len(positions)
+    # Encode each tile straight from its region buffer: no batch array, no extra copy.
+    encoded: list[bytes] = [b""] * len(positions)
+    for i, tile in iter_tiles(slide, plan, positions, block):
+        encoded[i] = codec.encode_image(np.ascontiguousarray(tile))
+    write_encoded_shard(store_tmp, start, encoded)
+    return len(positions)
