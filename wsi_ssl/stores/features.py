@@ -110,7 +110,9 @@ def write_features(
     final = Path(path)
     with atomic_output(final) as tmp:
         with h5py.File(tmp, "w") as f:
-            f.create_dataset("features", data=features.astype(dtype), chunks=True if len(features) else None)
+            # Whole rows per chunk (as the streaming writer does): readers take row ranges.
+            chunks = (min(len(features), 256), features.shape[1]) if features.size else None
+            f.create_dataset("features", data=features.astype(dtype), chunks=chunks)
             f.create_dataset("coords", data=coords)
             for key, value in attrs.items():
                 f.attrs[key] = value if value is not None else ""
