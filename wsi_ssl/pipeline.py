@@ -136,11 +136,12 @@ class Pipeline:
             raise PipelineError(f"--stop-after must be one of {', '.join(STAGES)}, got {stop_after!r}")
         self.layout.root.mkdir(parents=True, exist_ok=True)
         result = PipelineResult(self.layout.root)
+        earlier = self.earlier_seconds()
         for name in STAGES:
             complete, why = st.CHECKS[name](self)
             if complete and name not in force:
                 self.say(f"[pipeline] {name}: complete ({why}), skipped")
-                result.stages.append(StageRecord(name, "skipped", note=why))
+                result.stages.append(StageRecord(name, "skipped", earlier.get(name, 0.0), note=why))
             else:
                 self.say(f"[pipeline] {name}: running ({why})")
                 started = time.perf_counter()
@@ -165,6 +166,15 @@ class Pipeline:
             "stages": [vars(s) for s in result.stages], "headline": result.headline,
             "report": str(result.report)}, indent=2, default=float))
         return result
+
+
+    def earlier_seconds(self) -> dict[str, float]:
+        """Seconds each stage took when it last ran (from the previous summary.json), for the report."""
+        path = self.layout.root / "summary.json"
+        try:
+            return {s["name"]: float(s["seconds"]) for s in json.loads(path.read_text())["stages"]}
+        except (OSError, ValueError, KeyError, TypeError):
+            return {}
 
 
 def headline(pipe: Pipeline) -> list[dict[str, object]]:

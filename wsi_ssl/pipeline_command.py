@@ -51,7 +51,9 @@ def run(args: argparse.Namespace) -> int:
           f"{len(result.stages) - len(ran)} skipped, {minutes:.1f} min; run dir {result.root}")
     if result.stopped_after:
         return 0
+    sys.stderr.flush()  # stage logs first: the headline must be the run's last lines, also in a log file
     print(f"[pipeline] report: {result.report}")
     for line in headline_lines(result.headline, pipe.kinds):
         print(line)
+    sys.stdout.flush()
     return 0

@@ -154,6 +154,6 @@ def comparison_section(p: Pipeline, rows: list[dict[str, Any]], stages: list[Any
     body += figure(comparison_chart(rows, p.kinds), "headline out-of-fold metric per task and encoder, 95% CI")
     body += '<p class="note">Same tiles, same architecture, same MIL configs and folds; only the encoder weights differ.</p>'
     if stages:
-        body += "<h3>This run</h3>" + table(["stage", "status", "seconds", "outputs"],
+        body += "<h3>This run</h3>" + table(["stage", "status", "seconds (when it ran)", "outputs"],
                                             [(s.name, s.status, round(s.seconds), s.note) for s in stages])
     return Section("comparison", "Pretrained vs random encoder", body)
