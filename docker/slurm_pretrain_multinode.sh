@@ -11,4 +11,5 @@
 set -euo pipefail
 srun apptainer exec --nv --bind /data docker://wsi-ssl:gpu \
   wsi-ssl pretrain --config configs/pretrain/dino_vit_small.yaml --tiles /data/cohort/tiles \
-  --out /data/runs/dino_vits --resume
+  --out /data/runs/dino_vits --resume \
+  --set trainer.num_nodes=$SLURM_NNODES --set trainer.devices=$SLURM_NTASKS_PER_NODE --set trainer.strategy=ddp
