@@ -192,6 +192,19 @@ class SlideReader:
         rgb = _rgba_to_rgb(arr)
         return ycbcr_to_rgb(rgb) if self.ycbcr_fix else rgb
 
+    @property
+    def cheap_small_reads(self) -> bool:
+        """True when reading tile by tile costs no more than cutting tiles from big regions:
+        the native TIFF reader caches decoded source tiles and copies into a reused buffer."""
+        return self._pixels is not None
+
+    def read_region_into(self, x0: int, y0: int, level: int, out: np.ndarray) -> np.ndarray:
+        """Fill a reused C-contiguous uint8 [h, w, 3] buffer (native TIFF reads only)."""
+        if self._pixels is None or self.ycbcr_fix:
+            out[...] = self.read_region(x0, y0, level, out.shape[1], out.shape[0])
+            return out
+        return self._pixels.read_region((int(x0), int(y0)), int(level), (out.shape[1], out.shape[0]), out=out)
+
     def best_level_for_downsample(self, downsample: float) -> int:
         """The coarsest level whose downsample does not exceed ``downsample`` (never upsamples)."""
         best = 0

@@ -57,7 +57,9 @@ class NativeTiffRegions:
             self._cache.popitem(last=False)
         return tile
 
-    def read_region(self, location: tuple[int, int], level: int, size: tuple[int, int]) -> np.ndarray:
+    def read_region(self, location: tuple[int, int], level: int, size: tuple[int, int],
+                    out: np.ndarray | None = None) -> np.ndarray:
+        """RGB uint8 [h, w, 3]; ``out`` (C-contiguous, that shape) is filled instead of a new array."""
         page = self._pages[level]
         ds = self._ds[level]
         lx, ly = int(round(location[0] / ds)), int(round(location[1] / ds))
@@ -65,7 +67,10 @@ class NativeTiffRegions:
         iw, ih = int(page.imagewidth), int(page.imagelength)
         inside = lx >= 0 and ly >= 0 and lx + w <= iw and ly + h <= ih
         # Outside the image: white, like glass (the fill is skipped for the usual fully-inside read).
-        out = np.empty((h, w, 3), np.uint8) if inside else np.full((h, w, 3), 255, np.uint8)
+        if out is None:
+            out = np.empty((h, w, 3), np.uint8)
+        if not inside:
+            out[...] = 255
         tw, th = int(page.tilewidth), int(page.tilelength)
         across = -(-iw // tw)
         x0, y0, x1, y1 = max(lx, 0), max(ly, 0), min(lx + w, iw), min(ly + h, ih)

@@ -38,18 +38,27 @@ def _dense_groups(positions: np.ndarray, group: np.ndarray, rs: int, min_density
 def iter_tiles(slide: SlideReader, plan: ReadPlan, positions: np.ndarray, block: int) -> Iterator[tuple[int, np.ndarray]]:
     """Yield ``(i, tile)`` for every position (read-level px, [n, 2]), grouped by region read.
 
-    Tiles come as views into the region buffer when no resize is needed: a consumer that encodes
-    each tile at once never copies pixels into a big batch array (on this machine, first-touch page
-    faults of a fresh [256, 224, 224, 3] batch cost as much as encoding it).
+    Tiles come as views into a buffer that the next iteration reuses: a consumer encodes (or copies)
+    each tile at once and never needs a big batch array (on this machine, first-touch page faults of
+    a fresh [256, 224, 224, 3] batch cost as much as encoding it).
     """
     if len(positions) == 0:
         return
     t, rs = plan.tile_size, plan.read_size
+    interp = cv2.INTER_AREA if rs > t else cv2.INTER_LINEAR
+    if slide.cheap_small_reads:
+        # Native TIFF decoding with a tile cache: read each tile into one small reused buffer, in
+        # the store's block-major order (so cached source tiles are reused); no big region buffer,
+        # no page faults, one copy per pixel.
+        buf = np.empty((rs, rs, 3), np.uint8)
+        for i, (x, y) in enumerate(positions.tolist()):
+            slide.read_region_into(int(round(x * plan.downsample)), int(round(y * plan.downsample)), plan.level, buf)
+            yield i, buf if plan.native else cv2.resize(buf, (t, t), interpolation=interp)
+        return
     block_ids = (positions[:, 0] // block) * 1_000_003 + positions[:, 1] // block
     order = np.argsort(block_ids, kind="stable")
     bounds = np.flatnonzero(np.diff(block_ids[order])) + 1
     groups = [g for block_group in np.split(order, bounds) for g in _dense_groups(positions, block_group, rs)]
-    interp = cv2.INTER_AREA if rs > t else cv2.INTER_LINEAR
     for group in groups:
         pos = positions[group]
         x0, y0 = int(pos[:, 0].min()), int(pos[:, 1].min())
