@@ -10,12 +10,13 @@ small holes filled. All sizes are in microns, so the same config works at any ma
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import Callable
 
 import cv2
 import numpy as np
 from pydantic import Field
-from scipy import ndimage
 
 from wsi_ssl.config import StrictModel
 
@@ -55,11 +56,12 @@ def _disk(radius_px: float) -> np.ndarray | None:
     return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
 
 
-def _otsu(values: np.ndarray) -> float:
-    if values.size == 0:
+def _otsu(values_u8: np.ndarray) -> float:
+    """Otsu threshold of 8-bit values, returned on the 0..1 scale (upper edge of the chosen bin)."""
+    if values_u8.size == 0:
         return 1.0
-    hist, edges = np.histogram(values, bins=256, range=(0.0, 1.0))
-    hist = hist.astype(np.float64)
+    hist = np.bincount(values_u8, minlength=256).astype(np.float64)
+    edges = np.linspace(0.0, 1.0, 257)
     w0 = np.cumsum(hist)
     w1 = w0[-1] - w0
     centers = (edges[:-1] + edges[1:]) / 2
@@ -70,11 +72,35 @@ def _otsu(values: np.ndarray) -> float:
     return float(edges[int(np.argmax(between)) + 1])
 
 
+def _holes(mask: np.ndarray) -> np.ndarray:
+    """Background pixels not connected to the image border (what binary_fill_holes would fill)."""
+    h, w = mask.shape
+    padded = np.zeros((h + 2, w + 2), np.uint8)
+    padded[1:-1, 1:-1] = mask
+    flood = padded.copy()
+    cv2.floodFill(flood, np.zeros((h + 4, w + 4), np.uint8), (0, 0), 1)  # 4-connected, like scipy
+    return (flood[1:-1, 1:-1] == 0)
+
+
+def _components_where(mask: np.ndarray, keep_area: "Callable[[np.ndarray], np.ndarray]") -> np.ndarray:
+    """The 8-connected components of ``mask`` whose pixel count passes ``keep_area``."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    if n <= 1:
+        return np.zeros(mask.shape, bool)
+    keep = np.zeros(n, bool)
+    keep[1:] = keep_area(stats[1:, cv2.CC_STAT_AREA].astype(np.float64))
+    return keep[labels]
+
+
+def _at_least(fraction: float) -> int:
+    """Smallest 8-bit value v with v / 255 >= fraction: compare uint8 channels without floats."""
+    return int(math.ceil(fraction * 255 - 1e-9))
+
+
 def pen_mask(hsv: np.ndarray, cfg: TissueConfig) -> np.ndarray:
-    hue_deg = hsv[..., 0].astype(np.float32) * 2.0  # OpenCV 8-bit hue is 0..180
-    sat = hsv[..., 1].astype(np.float32) / 255.0
-    lo, hi = cfg.pen_hue_range
-    return (hue_deg >= lo) & (hue_deg <= hi) & (sat >= cfg.pen_min_saturation)
+    lo, hi = cfg.pen_hue_range  # degrees; OpenCV's 8-bit hue is degrees / 2
+    hue, sat = hsv[..., 0], hsv[..., 1]
+    return (hue >= math.ceil(lo / 2)) & (hue <= math.floor(hi / 2)) & (sat >= _at_least(cfg.pen_min_saturation))
 
 
 def detect_tissue(rgb: np.ndarray, mpp: float, cfg: TissueConfig | None = None) -> TissueMask:
@@ -84,11 +110,10 @@ def detect_tissue(rgb: np.ndarray, mpp: float, cfg: TissueConfig | None = None) 
         raise ValueError(f"tissue detection needs an RGB image, got shape {rgb.shape}")
     smooth = cv2.medianBlur(np.ascontiguousarray(rgb), 3) if min(rgb.shape[:2]) >= 3 else rgb
     hsv = cv2.cvtColor(smooth, cv2.COLOR_RGB2HSV)
-    sat = hsv[..., 1].astype(np.float32) / 255.0
-    val = hsv[..., 2].astype(np.float32) / 255.0
+    sat, val = hsv[..., 1], hsv[..., 2]  # uint8; thresholds are converted to 8-bit levels
     px_um = 1.0 / mpp
     pen = pen_mask(hsv, cfg) if cfg.pen_filter else np.zeros(sat.shape, bool)
-    dark = val < cfg.dark_value
+    dark = val < _at_least(cfg.dark_value)
     if cfg.pen_filter:
         # Ink rims and black marker: grow what was found so no coloured halo survives as "tissue".
         k = _disk(cfg.pen_dilate_um * px_um)
@@ -98,12 +123,12 @@ def detect_tissue(rgb: np.ndarray, mpp: float, cfg: TissueConfig | None = None) 
         excluded = ink.astype(bool)
     else:
         excluded = dark
-    candidates = ~excluded & (val <= cfg.max_value)
+    candidates = ~excluded & (val <= math.floor(cfg.max_value * 255 + 1e-9))
     if cfg.saturation_threshold is not None:
         thr = cfg.saturation_threshold
     else:
         thr = max(_otsu(sat[candidates]), cfg.min_saturation)
-    mask = (candidates & (sat >= thr)).astype(np.uint8)
+    mask = (candidates & (sat >= _at_least(thr))).astype(np.uint8)
     k_close, k_open = _disk(cfg.close_um * px_um), _disk(cfg.open_um * px_um)
     if k_close is not None:
         mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, k_close)
@@ -112,19 +137,10 @@ def detect_tissue(rgb: np.ndarray, mpp: float, cfg: TissueConfig | None = None) 
     mask_b = mask.astype(bool)
     px_area = mpp * mpp
     # Fill small holes only: big holes are real gaps (tears, fat lobules off the section).
-    holes = ndimage.binary_fill_holes(mask_b) & ~mask_b
+    holes = _holes(mask_b)
     if holes.any():
-        lab, n = ndimage.label(holes)
-        sizes = ndimage.sum(np.ones_like(lab), lab, index=np.arange(1, n + 1)) * px_area
-        small = np.zeros(n + 1, bool)
-        small[1:] = sizes < cfg.max_hole_um2
-        mask_b |= small[lab]
-    lab, n = ndimage.label(mask_b)
-    if n:
-        sizes = ndimage.sum(np.ones_like(lab), lab, index=np.arange(1, n + 1)) * px_area
-        keep = np.zeros(n + 1, bool)
-        keep[1:] = sizes >= cfg.min_area_um2
-        mask_b = keep[lab]
+        mask_b |= _components_where(holes, lambda area: area * px_area < cfg.max_hole_um2)
+    mask_b = _components_where(mask_b, lambda area: area * px_area >= cfg.min_area_um2)
     mask_b &= ~excluded  # filling must not bring ink back
     return TissueMask(mask=mask_b, pen=pen, mpp=mpp, threshold=float(thr))
 
@@ -136,8 +152,7 @@ def tile_tissue_fractions(mask: TissueMask, coords: np.ndarray, extent_level0: f
     """
     scale = slide_mpp / mask.mpp  # mask px per level-0 px
     h, w = mask.mask.shape
-    sat = np.zeros((h + 1, w + 1), np.float64)
-    sat[1:, 1:] = np.cumsum(np.cumsum(mask.mask, axis=0, dtype=np.float64), axis=1)
+    table = cv2.integral(mask.mask.astype(np.uint8), sdepth=cv2.CV_32S).astype(np.float64)  # [h + 1, w + 1]
     c = np.asarray(coords, dtype=np.float64).reshape(-1, 2)
     x0 = np.clip(np.floor(c[:, 0] * scale), 0, w).astype(np.int64)
     y0 = np.clip(np.floor(c[:, 1] * scale), 0, h).astype(np.int64)
@@ -145,5 +160,5 @@ def tile_tissue_fractions(mask: TissueMask, coords: np.ndarray, extent_level0: f
     x1 = np.clip(np.maximum(np.ceil(c[:, 0] * scale + ext), x0 + 1), 0, w).astype(np.int64)
     y1 = np.clip(np.maximum(np.ceil(c[:, 1] * scale + ext), y0 + 1), 0, h).astype(np.int64)
     area = np.maximum((x1 - x0) * (y1 - y0), 1)
-    total = sat[y1, x1] - sat[y0, x1] - sat[y1, x0] + sat[y0, x0]
+    total = table[y1, x1] - table[y0, x1] - table[y1, x0] + table[y0, x0]
     return (total / area).astype(np.float32)
