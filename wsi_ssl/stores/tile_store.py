@@ -42,12 +42,17 @@ def store_path(out_dir: str | Path, slide_id: str) -> Path:
     return Path(out_dir) / f"{slide_id}{STORE_SUFFIX}"
 
 
-def is_complete(path: str | Path) -> bool:
+def complete_attrs(path: str | Path) -> dict[str, Any] | None:
+    """A complete store's attrs (one metadata read), or None if it is missing or unfinished."""
     try:
-        group = zarr.open_group(str(path), mode="r")
+        attrs = dict(zarr.open_group(str(path), mode="r").attrs)
     except Exception:
-        return False
-    return bool(group.attrs.get("complete", False))
+        return None
+    return attrs if attrs.get("complete", False) else None
+
+
+def is_complete(path: str | Path) -> bool:
+    return complete_attrs(path) is not None
 
 
 class TileStore:

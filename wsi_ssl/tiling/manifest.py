@@ -46,13 +46,15 @@ class Manifest:
         self.path = path
         self.rows: dict[str, dict[str, str]] = read_manifest(path)
 
-    def record(self, row: ManifestRow) -> None:
+    def record(self, row: ManifestRow, flush: bool = True) -> None:
+        """Update a slide's row; ``flush=False`` batches rows (e.g. thousands of skipped slides)."""
         d = asdict(row)
         d["seconds"] = f"{row.seconds:.2f}"
         d["mpp"] = "" if row.mpp is None else f"{row.mpp:g}"
         d["error"] = " ".join(row.error.split())  # one line per slide
         self.rows[row.slide_id] = {k: str(v) for k, v in d.items()}
-        self.flush()
+        if flush:
+            self.flush()
 
     def flush(self) -> None:
         with atomic_output(self.path) as tmp:

@@ -25,7 +25,7 @@ from wsi_ssl.shard import Shard
 from wsi_ssl.slide.discover import SlideEntry
 from wsi_ssl.stores.atomic import clean_partials, partial_path, publish, remove_path
 from wsi_ssl.stores.tile_store import (
-    TileArraysSpec, create_tile_arrays, is_complete, mark_complete, store_path,
+    TileArraysSpec, complete_attrs, create_tile_arrays, mark_complete, store_path,
 )
 from wsi_ssl.tiling.config import TileConfig
 from wsi_ssl.tiling.manifest import Manifest, ManifestRow, manifest_path
@@ -119,15 +119,14 @@ def run_tiling(entries: list[SlideEntry], out_dir: Path, cfg: TileConfig, shard:
     todo: list[SlideEntry] = []
     for entry in shard.select(entries, key=lambda e: e.slide_id):
         final = store_path(out_dir, entry.slide_id)
-        if is_complete(final):
-            import zarr
-
-            attrs = zarr.open_group(str(final), mode="r").attrs
+        attrs = complete_attrs(final)
+        if attrs is not None:
             summary.skipped += 1
             manifest.record(ManifestRow(entry.slide_id, str(entry.path), "skipped", int(attrs.get("n_tiles", 0)),
-                                        attrs.get("mpp"), 0.0, "already complete"))
+                                        attrs.get("mpp"), 0.0, "already complete"), flush=False)
         else:
             todo.append(entry)
+    manifest.flush()  # once for all skipped slides, not once per slide
     workers = cfg.workers or os.cpu_count() or 1
     executor: Executor = (
         InlineExecutor() if workers == 1
