@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from wsi_ssl.slide.backend import LevelInfo
-from wsi_ssl.tiling.grid import block_major_order, grid_positions, make_plan, to_level0
+from wsi_ssl.tiling.grid import aligned_block, block_major_order, grid_positions, make_plan, to_level0
 
 
 def levels(mpp0: float, n: int, w: int = 8000, h: int = 6000) -> list[LevelInfo]:
@@ -52,3 +54,26 @@ def test_block_major_order_is_a_permutation_grouping_blocks() -> None:
     assert sorted(order.tolist()) == list(range(len(pos)))
     first16 = pos[order[:16]]
     assert first16[:, 0].max() < 400 and first16[:, 1].max() < 400
+
+
+@pytest.mark.parametrize(("block", "stride", "source", "expected"), [
+    (2048, 224, 256, 1792),  # 8 tiles = 7 source tiles
+    (2048, 224, 240, 3360),  # Aperio's 240-px tiles: 15 tiles = 14 source tiles
+    (2048, 448, 256, 1792),
+    (4096, 224, 256, 3584),
+    (2048, 223, 256, 2048),  # lcm too large: keep the configured block
+    (2048, 224, None, 2048),  # source tiling unknown
+])
+def test_aligned_block_puts_block_edges_on_source_tile_edges(block: int, stride: int, source: int | None,
+                                                             expected: int) -> None:
+    got = aligned_block(block, stride, source)
+    assert got == expected
+    if got != block:
+        assert got % stride == 0 and got % source == 0  # type: ignore[operator]
+
+
+def test_source_tile_size_of_real_svs(shared_data: Path) -> None:
+    from wsi_ssl.slide.backend import open_slide
+
+    with open_slide(shared_data / "wsi" / "CMU-1-Small-Region.svs") as slide:
+        assert slide.source_tile_size(0) == 240

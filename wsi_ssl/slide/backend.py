@@ -205,6 +205,20 @@ class SlideReader:
             return out
         return self._pixels.read_region((int(x0), int(y0)), int(level), (out.shape[1], out.shape[0]), out=out)
 
+    def source_tile_size(self, level: int) -> int | None:
+        """Edge in px of the file's own (square) tiles at ``level``, if the format says; reads and
+        orderings aligned to it decode each source tile once."""
+        value = self.properties.get(f"openslide.level[{level}].tile-width")
+        if value is None:
+            value = self.properties.get(f"tiffslide.level[{level}].tile-width")
+        height = self.properties.get(f"openslide.level[{level}].tile-height",
+                                     self.properties.get(f"tiffslide.level[{level}].tile-height"))
+        try:
+            w, h = int(value), int(height)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            return None
+        return w if w == h and w > 0 else None
+
     def best_level_for_downsample(self, downsample: float) -> int:
         """The coarsest level whose downsample does not exceed ``downsample`` (never upsamples)."""
         best = 0

@@ -60,7 +60,13 @@ def _otsu(values_u8: np.ndarray) -> float:
     """Otsu threshold of 8-bit values, returned on the 0..1 scale (upper edge of the chosen bin)."""
     if values_u8.size == 0:
         return 1.0
-    hist = np.bincount(values_u8, minlength=256).astype(np.float64)
+    return _otsu_hist(np.bincount(values_u8, minlength=256).astype(np.float64))
+
+
+def _otsu_hist(hist: np.ndarray) -> float:
+    """Otsu threshold of a 256-bin histogram of 8-bit values, on the 0..1 scale."""
+    if hist.sum() == 0:
+        return 1.0
     edges = np.linspace(0.0, 1.0, 257)
     w0 = np.cumsum(hist)
     w1 = w0[-1] - w0
@@ -84,12 +90,22 @@ def _holes(mask: np.ndarray) -> np.ndarray:
 
 def _components_where(mask: np.ndarray, keep_area: "Callable[[np.ndarray], np.ndarray]") -> np.ndarray:
     """The 8-connected components of ``mask`` whose pixel count passes ``keep_area``."""
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(np.ascontiguousarray(mask).view(np.uint8), connectivity=8)
     if n <= 1:
         return np.zeros(mask.shape, bool)
     keep = np.zeros(n, bool)
     keep[1:] = keep_area(stats[1:, cv2.CC_STAT_AREA].astype(np.float64))
-    return keep[labels]
+    dropped = np.flatnonzero(~keep[1:]) + 1
+    if len(dropped) > 64:  # many specks: one label lookup over the image
+        return keep[labels]
+    # Usually only a few components go (specks, large holes): clear them inside their bounding
+    # boxes instead of looking up every pixel's label.
+    out = mask.astype(bool)
+    for i in dropped.tolist():
+        x, y, w, h = (int(v) for v in stats[i, :4])
+        box = out[y : y + h, x : x + w]
+        box[labels[y : y + h, x : x + w] == i] = False
+    return out
 
 
 def _at_least(fraction: float) -> int:
@@ -98,51 +114,70 @@ def _at_least(fraction: float) -> int:
 
 
 def pen_mask(hsv: np.ndarray, cfg: TissueConfig) -> np.ndarray:
-    lo, hi = cfg.pen_hue_range  # degrees; OpenCV's 8-bit hue is degrees / 2
-    hue, sat = hsv[..., 0], hsv[..., 1]
-    return (hue >= math.ceil(lo / 2)) & (hue <= math.floor(hi / 2)) & (sat >= _at_least(cfg.pen_min_saturation))
+    return _pen_u8(hsv, cfg) > 0
+
+
+def _pen_u8(hsv: np.ndarray, cfg: TissueConfig) -> np.ndarray:
+    """Blue/green ink as a 0/255 mask (OpenCV's 8-bit hue is degrees / 2)."""
+    lo, hi = cfg.pen_hue_range
+    lower = (math.ceil(lo / 2), _at_least(cfg.pen_min_saturation), 0)
+    upper = (math.floor(hi / 2), 255, 255)
+    return cv2.inRange(hsv, lower, upper)
+
+
+def _otsu_masked(sat: np.ndarray, where: np.ndarray) -> float:
+    """``_otsu(sat[where > 0])`` without gathering the values (OpenCV's masked histogram)."""
+    if where.size >= 1 << 24:  # float32 histogram counts are exact only below 2**24
+        return _otsu(sat[where > 0])
+    hist = cv2.calcHist([sat], [0], where, [256], [0, 256]).ravel()
+    return _otsu_hist(hist.astype(np.float64))
 
 
 def detect_tissue(rgb: np.ndarray, mpp: float, cfg: TissueConfig | None = None) -> TissueMask:
-    """Tissue mask of an RGB uint8 image whose pixels are ``mpp`` microns wide."""
+    """Tissue mask of an RGB uint8 image whose pixels are ``mpp`` microns wide.
+
+    Works on 8-bit 0/255 masks with OpenCV's vectorised ops (thresholds converted to 8-bit levels):
+    on a 2048 x 1536 detection image that is several times faster than numpy boolean algebra.
+    """
     cfg = cfg or TissueConfig()
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.size == 0:
         raise ValueError(f"tissue detection needs an RGB image, got shape {rgb.shape}")
-    smooth = cv2.medianBlur(np.ascontiguousarray(rgb), 3) if min(rgb.shape[:2]) >= 3 else rgb
+    smooth = cv2.medianBlur(np.ascontiguousarray(rgb), 3) if min(rgb.shape[:2]) >= 3 else np.ascontiguousarray(rgb)
     hsv = cv2.cvtColor(smooth, cv2.COLOR_RGB2HSV)
-    sat, val = hsv[..., 1], hsv[..., 2]  # uint8; thresholds are converted to 8-bit levels
+    _, sat, val = cv2.split(hsv)
     px_um = 1.0 / mpp
-    pen = pen_mask(hsv, cfg) if cfg.pen_filter else np.zeros(sat.shape, bool)
-    dark = val < _at_least(cfg.dark_value)
+    pen = _pen_u8(hsv, cfg) if cfg.pen_filter else np.zeros(sat.shape, np.uint8)
+    dark_level = _at_least(cfg.dark_value)
+    dark = cv2.inRange(val, 0, dark_level - 1) if dark_level > 0 else np.zeros(sat.shape, np.uint8)
     if cfg.pen_filter:
         # Ink rims and black marker: grow what was found so no coloured halo survives as "tissue".
+        excluded = cv2.bitwise_or(pen, dark)
         k = _disk(cfg.pen_dilate_um * px_um)
-        ink = (pen | dark).astype(np.uint8)
         if k is not None:
-            ink = cv2.dilate(ink, k)
-        excluded = ink.astype(bool)
+            excluded = cv2.dilate(excluded, k)
     else:
         excluded = dark
-    candidates = ~excluded & (val <= math.floor(cfg.max_value * 255 + 1e-9))
+    bright = cv2.inRange(val, 0, math.floor(cfg.max_value * 255 + 1e-9))
+    candidates = cv2.bitwise_and(bright, cv2.bitwise_not(excluded))
     if cfg.saturation_threshold is not None:
         thr = cfg.saturation_threshold
     else:
-        thr = max(_otsu(sat[candidates]), cfg.min_saturation)
-    mask = (candidates & (sat >= _at_least(thr))).astype(np.uint8)
+        thr = max(_otsu_masked(sat, candidates), cfg.min_saturation)
+    mask = cv2.bitwise_and(candidates, cv2.inRange(sat, _at_least(thr), 255))
     k_close, k_open = _disk(cfg.close_um * px_um), _disk(cfg.open_um * px_um)
     if k_close is not None:
         mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, k_close)
     if k_open is not None:
         mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, k_open)
-    mask_b = mask.astype(bool)
+    mask_b = mask > 0
     px_area = mpp * mpp
     # Fill small holes only: big holes are real gaps (tears, fat lobules off the section).
     holes = _holes(mask_b)
     if holes.any():
         mask_b |= _components_where(holes, lambda area: area * px_area < cfg.max_hole_um2)
     mask_b = _components_where(mask_b, lambda area: area * px_area >= cfg.min_area_um2)
-    mask_b &= ~excluded  # filling must not bring ink back
-    return TissueMask(mask=mask_b, pen=pen, mpp=mpp, threshold=float(thr))
+    mask_b &= excluded == 0  # filling must not bring ink back
+    return TissueMask(mask=mask_b, pen=pen > 0, mpp=mpp, threshold=float(thr))
 
 
 def tile_tissue_fractions(mask: TissueMask, coords: np.ndarray, extent_level0: float, slide_mpp: float) -> np.ndarray:

@@ -1,8 +1,7 @@
 """Tile a list of slides into tile stores, in parallel within and across slides.
 
-The main process only schedules: workers plan slides (open, MPP, tissue, grid) and fill shards.
-As soon as a slide is planned its store is laid out under a temporary name and its shards are
-queued, so the pool works on shards of several slides at once and no core idles while a big slide
+The main process only schedules: workers plan slides (open, MPP, tissue, grid, and lay out the
+store under a temporary name) and fill shards. As soon as a slide is planned its shards are queued, so the pool works on shards of several slides at once and no core idles while a big slide
 finishes. A slide becomes visible (renamed into place, ``complete: true``) only when every shard
 is written. Failures are per slide: recorded in the manifest, the run goes on.
 """
@@ -24,14 +23,11 @@ from tqdm import tqdm
 from wsi_ssl.shard import Shard
 from wsi_ssl.slide.discover import SlideEntry
 from wsi_ssl.stores.atomic import clean_partials, partial_path, publish, remove_path
-from wsi_ssl.stores.tile_store import (
-    TileArraysSpec, complete_attrs, create_tile_arrays, mark_complete, store_path,
-)
+from wsi_ssl.stores.tile_store import complete_attrs, mark_complete, store_path
 from wsi_ssl.tiling.config import TileConfig
 from wsi_ssl.tiling.manifest import Manifest, ManifestRow, manifest_path
 from wsi_ssl.tiling.plan_slide import SlidePlan
-from wsi_ssl.tiling.qc import write_qc
-from wsi_ssl.tiling.workers import plan_task, shard_task
+from wsi_ssl.tiling.workers import plan_task, preload, qc_task, shard_task, warm_task
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +124,8 @@ def run_tiling(entries: list[SlideEntry], out_dir: Path, cfg: TileConfig, shard:
             todo.append(entry)
     manifest.flush()  # once for all skipped slides, not once per slide
     workers = cfg.workers or os.cpu_count() or 1
+    if workers > 1:
+        preload()
     executor: Executor = (
         InlineExecutor() if workers == 1
         else ProcessPoolExecutor(max_workers=workers, mp_context=_mp_context())
@@ -147,8 +145,6 @@ def run_tiling(entries: list[SlideEntry], out_dir: Path, cfg: TileConfig, shard:
             assert state.tmp is not None and state.plan is not None
             mark_complete(state.tmp, {"seconds": round(seconds, 2)})
             publish(state.tmp, store_path(out_dir, sid))
-            if state.plan.qc_image is not None:
-                write_qc(out_dir / "qc" / f"{sid}.png", state.plan.qc_image)
             summary.done += 1
             summary.tiles += n
         else:
@@ -166,17 +162,19 @@ def run_tiling(entries: list[SlideEntry], out_dir: Path, cfg: TileConfig, shard:
         while queue and len(in_flight) < max_slides:
             entry = queue.pop(0)
             in_flight.add(entry.slide_id)
-            clean_partials(store_path(out_dir, entry.slide_id))
-            states[executor.submit(plan_task, entry, cfg)] = _SlideState(entry, time.perf_counter())
+            final = store_path(out_dir, entry.slide_id)
+            clean_partials(final)
+            state = _SlideState(entry, time.perf_counter(), tmp=partial_path(final))
+            states[executor.submit(plan_task, entry, cfg, state.tmp)] = state
 
     def on_planned(state: _SlideState, plan: SlidePlan) -> None:
         state.plan = plan
-        final = store_path(out_dir, plan.entry.slide_id)
-        state.tmp = partial_path(final)
-        spec = TileArraysSpec(plan.n_tiles, cfg.tile_size, cfg.shard_tiles, cfg.codec, cfg.quality)
-        create_tile_arrays(state.tmp, spec, plan.coords, plan.tissue, plan.attrs)
         bar.total += plan.n_tiles
         bar.refresh()
+        if plan.qc_source_path is not None:  # first in the queue: drawn while other workers fill shards
+            qc_path = out_dir / "qc" / f"{plan.entry.slide_id}.png"
+            states[executor.submit(qc_task, qc_path, plan.qc_source_path, plan.coords)] = state
+            state.pending += 1
         mpp = plan.entry.mpp if plan.entry.mpp is not None else cfg.mpp_override
         step = max(1, min(cfg.shard_tiles, plan.n_tiles))
         for start in range(0, plan.n_tiles, step):
@@ -187,6 +185,9 @@ def run_tiling(entries: list[SlideEntry], out_dir: Path, cfg: TileConfig, shard:
 
     try:
         submit_plans()
+        if workers > 1:  # workers without a slide to plan warm up meanwhile (results ignored)
+            for _ in range(workers - len(states)):
+                executor.submit(warm_task)
         while states:
             done, _ = wait(list(states), return_when=FIRST_COMPLETED)
             for fut in done:
