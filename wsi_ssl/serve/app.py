@@ -20,6 +20,7 @@ from wsi_ssl.serve.catalog import Catalog
 from wsi_ssl.serve.config import ServeConfig
 from wsi_ssl.serve.deps import API_PREFIX, ServeState
 from wsi_ssl.serve.errors import install_error_handlers
+from wsi_ssl.serve.fast_routes import install_fast_routes
 from wsi_ssl.serve.keys import KeyStore
 from wsi_ssl.serve.models import SlideModel, load_models
 from wsi_ssl.serve.routes import ROUTERS
@@ -67,7 +68,7 @@ def build_state(config: ServeConfig) -> ServeState:
     models: dict[str, SlideModel] = load_models(dict(config.models))
     return ServeState(
         config=config,
-        catalog=Catalog(dict(config.cohorts), open_files=config.open_files),
+        catalog=Catalog(dict(config.cohorts), open_files=config.open_files, mmap_features=config.mmap_features),
         keys=KeyStore(config.keys_file),
         encoder=encoder,
         models=models,
@@ -101,6 +102,7 @@ def create_app(config: ServeConfig, state: ServeState | None = None) -> FastAPI:
     # a third of the work for a small cached answer (see benchmarks/serve.py).
     for router in ROUTERS:
         app.router.routes.extend(router.routes)
+    install_fast_routes(app)  # the slide embedding and tile pages skip FastAPI's parameter solver
     # Added innermost first: access log -> key check -> body limit -> routes.
     app.add_middleware(BodyLimitMiddleware, max_bytes=config.limits.max_request_bytes)
     public = frozenset({f"{API_PREFIX}/health", app.openapi_url or "", app.docs_url or ""})

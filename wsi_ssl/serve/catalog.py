@@ -29,6 +29,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from wsi_ssl.serve.feature_rows import FeatureRows
 from wsi_ssl.stores.features import FeatureFileError, feature_path, iter_feature_files, read_features
 
 # A slide id in a URL must name a file inside the cohort folder and nothing else.
@@ -73,6 +74,7 @@ class SlideHandle:
     dtype: str
     attrs: dict[str, Any]
     _leading_one: bool = False  # CLAM's older [1, N, D] layout
+    rows: FeatureRows | None = None  # the features mapped from the file, where its layout allows
     # Re-entrant: one derived value may be computed from another (the embedding from the mean).
     _lock: threading.RLock = field(default_factory=threading.RLock)
     _derived: dict[str, Any] = field(default_factory=dict)
@@ -82,8 +84,20 @@ class SlideHandle:
         return str(self.path)
 
     def features(self, start: int, stop: int) -> np.ndarray:
+        if self.rows is not None:
+            return self.rows.read(start, stop)
         ds = self.file["features"]
         return np.asarray(ds[0, start:stop] if self._leading_one else ds[start:stop])
+
+    def copy_features_into(self, start: int, stop: int, out: np.ndarray) -> None:
+        """Rows ``start .. stop`` as bytes into ``out`` (uint8 ``[n, dim * itemsize]``, may be strided)."""
+        if stop <= start:
+            return
+        if self.rows is not None:
+            self.rows.copy_into(start, stop, out)
+        else:
+            feats = np.ascontiguousarray(self.features(start, stop))
+            out[:] = feats.astype(feats.dtype.newbyteorder("<"), copy=False).view(np.uint8).reshape(stop - start, -1)
 
     def cached(self, name: str) -> Any:
         """A derived value if it was computed already, else None (never computes)."""
@@ -112,7 +126,7 @@ class SlideHandle:
         return self.derived("mean", compute)
 
 
-def _open_handle(cohort: str, slide_id: str, path: Path, stamp: FileStamp) -> SlideHandle:
+def _open_handle(cohort: str, slide_id: str, path: Path, stamp: FileStamp, mmap_features: bool = True) -> SlideHandle:
     # read_features validates the Contract 3 shapes and reads coords + attrs; the features
     # themselves stay on disk and are sliced per request.
     meta = read_features(path, mmap_coords_only=True)
@@ -130,15 +144,17 @@ def _open_handle(cohort: str, slide_id: str, path: Path, stamp: FileStamp) -> Sl
         dtype=str(ds.dtype),
         attrs=meta.attrs,
         _leading_one=len(ds.shape) == 3,
+        rows=FeatureRows.map(path, ds) if mmap_features else None,
     )
 
 
 class Catalog:
     """The cohorts a server exposes, their slides, and open handles to their feature files."""
 
-    def __init__(self, cohorts: dict[str, Path], open_files: int = 64) -> None:
+    def __init__(self, cohorts: dict[str, Path], open_files: int = 64, mmap_features: bool = True) -> None:
         self.cohorts = {name: Path(folder) for name, folder in cohorts.items()}
         self.open_files = open_files
+        self.mmap_features = mmap_features
         self._lock = threading.Lock()
         self._handles: OrderedDict[Path, SlideHandle] = OrderedDict()
         self._by_id: dict[tuple[str, str], SlideHandle] = {}
@@ -191,7 +207,7 @@ class Catalog:
                 self._handles.move_to_end(path)
                 return handle
         try:
-            handle = _open_handle(cohort, slide_id, path, stamp)
+            handle = _open_handle(cohort, slide_id, path, stamp, self.mmap_features)
         except FileNotFoundError:
             raise SlideNotFound(slide_id) from None
         except (FeatureFileError, OSError, KeyError) as exc:

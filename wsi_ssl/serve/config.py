@@ -81,6 +81,9 @@ class ServeConfig(StrictModel):
     embedding_model: str | None = None
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     open_files: int = Field(64, ge=1, le=4096)
+    # Read tile pages from memory-mapped feature files (3x faster pages; serve/feature_rows.py).
+    # Needs files replaced by rename, never rewritten in place (wsi-ssl embed does so).
+    mmap_features: bool = True
 
     @field_validator("cohorts")
     @classmethod

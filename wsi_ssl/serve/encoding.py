@@ -12,7 +12,7 @@ file's dtype (float32 or float16).
 from __future__ import annotations
 
 import io
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import orjson
@@ -101,13 +101,23 @@ def tile_records(coords: np.ndarray, features: np.ndarray) -> bytearray:
     Returns the whole ``.npy`` file; ``np.load`` of it gives records with fields ``coords``
     (int64 [2]) and ``features`` ([D], the file's dtype).
     """
-    dtype = np.dtype([("coords", "<i8", (2,)), ("features", features.dtype.newbyteorder("<"), (features.shape[1],))])
+    feats = np.ascontiguousarray(features, dtype=features.dtype.newbyteorder("<"))
+
+    def fill(out: np.ndarray) -> None:
+        out[:] = feats.view(np.uint8).reshape(len(feats), -1)
+
+    return tile_records_filled(coords, features.dtype, int(features.shape[1]), fill)
+
+
+def tile_records_filled(coords: np.ndarray, dtype: np.dtype, dim: int, fill: Callable[[np.ndarray], None]) -> bytearray:
+    """The tile page with its features written by ``fill(out)`` into ``out``, the page's feature
+    bytes as a (strided) uint8 ``[n, dim * itemsize]`` view: a reader that can copy straight from
+    the file (serve/feature_rows.py) writes each feature byte once."""
+    dtype = np.dtype([("coords", "<i8", (2,)), ("features", np.dtype(dtype).newbyteorder("<"), (dim,))])
     buf, records = npy_buffer(dtype, len(coords))
     # Copy as bytes, row by row: assigning to the structured fields directly goes through
     # numpy's per-element field transfer and costs ~3x the h5 read of the page.
     rows = records.view(np.uint8).reshape(len(coords), dtype.itemsize)
-    coords = np.ascontiguousarray(coords, dtype="<i8")
-    features = np.ascontiguousarray(features, dtype=dtype["features"].base)
-    rows[:, :16] = coords.view(np.uint8).reshape(len(coords), 16)
-    rows[:, 16:] = features.view(np.uint8).reshape(len(coords), dtype.itemsize - 16)
+    rows[:, :16] = np.ascontiguousarray(coords, dtype="<i8").view(np.uint8).reshape(len(coords), 16)
+    fill(rows[:, 16:])
     return buf

@@ -12,7 +12,7 @@ from wsi_ssl.serve.catalog import SlideHandle
 from wsi_ssl.serve.config import MAX_PAGE_LIMIT, LimitsConfig
 from wsi_ssl.serve.auth import SECURED, caller
 from wsi_ssl.serve.deps import API_PREFIX, ServeState, get_state, open_slide, visible_cohort
-from wsi_ssl.serve.encoding import JSON_MEDIA, NPY_MEDIA, json_bytes, json_response, npy_response, tile_records, wants_npy
+from wsi_ssl.serve.encoding import JSON_MEDIA, NPY_MEDIA, json_bytes, json_response, npy_response, tile_records_filled, wants_npy
 from wsi_ssl.serve.errors import ApiError, ErrorBody
 from wsi_ssl.serve.keys import ApiKey
 from wsi_ssl.serve.models import ModelInputError
@@ -164,11 +164,13 @@ def slide_tiles(
     npy = wants_npy(request.headers.get("accept"))
     handle = open_slide(state, key, cohort, slide_id)
     start, stop, limit, nxt = page_bounds(offset, limit, handle.n_tiles, state.config.limits, "tiles")
-    features = handle.features(start, stop) if stop > start else np.zeros((0, handle.dim), dtype=handle.dtype)
     coords = handle.coords[start:stop]
     if npy:
         headers = {"X-Total-Count": str(handle.n_tiles), "X-Offset": str(start), "X-Next-Offset": "" if nxt is None else str(nxt)}
-        return npy_response(tile_records(coords, features), headers=headers)
+        page = tile_records_filled(coords, np.dtype(handle.dtype), handle.dim,
+                                   lambda out: handle.copy_features_into(start, stop, out))
+        return npy_response(page, headers=headers)
+    features = handle.features(start, stop) if stop > start else np.zeros((0, handle.dim), dtype=handle.dtype)
     return json_response(
         {
             "cohort": cohort,
