@@ -114,3 +114,16 @@ def test_demo_cohort_command_prints_one_line_summary(tmp_path: Path, capsys: pyt
 def test_demo_cohort_command_rejects_bad_counts(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="--slides"):
         main(["demo-cohort", "--out", str(tmp_path), "--slides", "0"])
+
+
+def test_high_grade_foci_cover_the_planned_share_of_tumour() -> None:
+    """Rule 3: a biomarker-positive slide's high-grade foci cover HIGH_GRADE_SHARE of its tumour."""
+    from wsi_ssl.synthetic.nuclei import HIGH_GRADE_SHARE, high_grade_foci, jittered_points, points_in
+    from wsi_ssl.synthetic.truth import STROMA, TUMOR
+
+    labels = np.full((1200, 1600), STROMA, np.uint8)
+    labels[200:1000, 300:1400] = TUMOR
+    focus = high_grade_foci(np.random.default_rng(0), labels, 0.5)
+    points = points_in(jittered_points(np.random.default_rng(1), labels.shape, 10.0), labels, TUMOR)
+    share = focus(points).mean()
+    assert abs(share - HIGH_GRADE_SHARE) < 0.05 and 0 < share < 1  # foci, not the whole tumour

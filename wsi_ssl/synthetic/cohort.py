@@ -6,10 +6,13 @@ Rules (per patient; all of a patient's slides share them):
    [TF_LOW, TF_HIGH] (stratified: one draw per equal-width bin, shuffled), so even a
    24-slide cohort spans the range. Each slide jitters it by N(0, 0.02).
 2. Biomarker ``b`` ~ Bernoulli(sigmoid((tf - 0.30) / 0.05)): rises steeply with tumour fraction.
-3. The biomarker is written into tumour morphology: ``b = 1`` slides have *high-grade* tumour
-   (solid sheets of large, dark, pleomorphic nuclei with nucleoli), ``b = 0`` slides
-   *low-grade* tumour (small pale regular nuclei, oval gland lumens lined by nuclei). Every
-   tumour tile therefore carries the label; tumour fraction carries it too, through rule 2.
+3. The biomarker is written into tumour morphology, subtly: ``b = 1`` slides have high-grade
+   foci covering 75% of their tumour (patches a few hundred microns across), ``b = 0`` slides
+   none. High-grade nuclei are larger (radius 6.5-9.0 vs 4.2-5.8 um), pleomorphic, with a dark
+   nucleolus, spaced wider (22 vs 15 um) and only slightly darker; the stain, the glands and
+   the nuclear share of the tumour are the same as in low-grade tumour. So the label is in
+   nuclear size and shape (seen in most tumour tiles of a positive slide), not in colour;
+   tumour fraction carries it too, through rule 2.
 4. Survival: event time T ~ Exponential(rate = exp(eta) / 60 months) with log-hazard
    ``eta = 12 * (tf - 0.325) + 1.5 * b``; censoring C ~ Exponential(mean 170 months) capped at
    240 months (end of follow-up), independent of everything; ``time = min(T, C)``,

@@ -5,10 +5,14 @@ class, and are filled as irregular polygons: an ellipse of random size, aspect a
 radius wobbles with a few low angular harmonics. The canvas value of a nucleus is its
 haematoxylin concentration / NUCLEUS_SCALE. Populations:
 
-- tumour, low grade (biomarker-negative): r 4.2-5.8 um, regular, pale; plus oval gland lumens
+- tumour, low grade: r 4.2-5.8 um, regular, pale, 15 um apart; plus oval gland lumens
   (r 12-30 um) lined by a ring of columnar nuclei, sheet nuclei kept clear of the lumens.
-- tumour, high grade (biomarker-positive): r 5.5-8.5 um, pleomorphic, hyperchromatic, denser, each
-  with a dark nucleolus; no lumens.
+- tumour, high-grade foci (biomarker-positive slides only, HIGH_GRADE_SHARE = 75% of their
+  tumour, in patches a few hundred microns across; the rest of their tumour is low grade):
+  r 6.5-9.0 um, pleomorphic (irregular outline, aspect up to 1.7), each with a dark nucleolus,
+  22 um apart and only slightly darker (H 1.25-1.75 vs 1.15-1.6), so the nuclear share of the
+  tumour and its colour barely change. Same glands and lumens as low grade. The difference is
+  nuclear size, shape and nucleoli, not stain or architecture.
 - lymphocytes: r 2.8-3.6 um, round, very dark, 8 um apart.
 - stroma: sparse spindle nuclei along the fibre direction, plus infiltrating lymphocytes whose
   spacing shrinks as the slide's stromal TIL level rises.
@@ -16,12 +20,14 @@ haematoxylin concentration / NUCLEUS_SCALE. Populations:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 from scipy.spatial import cKDTree
 
+from wsi_ssl.synthetic.layout import smooth_noise
 from wsi_ssl.synthetic.stain import H_MAX
 from wsi_ssl.synthetic.truth import LYMPHOCYTES, STROMA, TUMOR
 
@@ -41,7 +47,11 @@ class NucleusKind:
     keep: float = 1.0  # fraction of grid points that get a nucleus
 
 TUMOR_LOW = NucleusKind(15.0, (4.2, 5.8), (1.0, 1.35), 0.07, (1.15, 1.6), keep=0.9)
-TUMOR_HIGH = NucleusKind(16.0, (5.5, 8.5), (1.0, 1.7), 0.22, (1.9, 2.7), keep=1.0)
+# High-grade nuclei: larger, pleomorphic, only slightly darker, spaced wider, so the nuclear share
+# of the tumour (and with it the tile's mean colour) barely changes; each has a nucleolus.
+TUMOR_HIGH = NucleusKind(22.0, (6.5, 9.0), (1.0, 1.7), 0.25, (1.25, 1.75), keep=1.0)
+HIGH_GRADE_SHARE = 0.75  # share of a high-grade slide's tumour area that lies in high-grade foci
+FOCUS_SCALE_UM = 120.0  # correlation length of the foci pattern (foci a few hundred um across)
 LYMPHOCYTE = NucleusKind(8.0, (2.8, 3.6), (1.0, 1.15), 0.05, (2.3, 2.9), keep=0.95)
 SPINDLE = NucleusKind(34.0, (3.0, 4.0), (4.0, 6.5), 0.05, (1.4, 1.9), keep=0.85)
 
@@ -124,6 +134,27 @@ def draw_nuclei(
     return polys
 
 
+def high_grade_foci(rng: np.random.Generator, labels: np.ndarray, mpp: float) -> Callable[[np.ndarray], np.ndarray]:
+    """A test for ``[N, 2]`` (x, y) points: are they in a high-grade focus?
+
+    The foci are the top HIGH_GRADE_SHARE of a smooth noise field over the tumour (correlation
+    length FOCUS_SCALE_UM), evaluated on an 8 um grid.
+    """
+    step = max(1, int(round(8.0 / mpp)))  # an 8 um grid is fine enough for ~100 um foci
+    coarse = labels[::step, ::step]
+    field = smooth_noise(rng, coarse.shape, FOCUS_SCALE_UM / mpp / step)
+    tumour = field[coarse == TUMOR]
+    cut = float(np.quantile(tumour, 1.0 - HIGH_GRADE_SHARE)) if len(tumour) else np.inf
+    mask = field > cut
+
+    def inside(points: np.ndarray) -> np.ndarray:
+        xi = np.clip((points[:, 0] / step).astype(np.int64), 0, mask.shape[1] - 1)
+        yi = np.clip((points[:, 1] / step).astype(np.int64), 0, mask.shape[0] - 1)
+        return mask[yi, xi]
+
+    return inside
+
+
 def lumens(
     rng: np.random.Generator, labels: np.ndarray, mpp: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -185,10 +216,12 @@ def draw_all_nuclei(
     canvas: np.ndarray | None = None,
     keep_out: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """The uint8 nucleus canvas for a label image, and the lumen mask (low grade only, else None).
+    """The uint8 nucleus canvas for a label image, and the gland-lumen mask.
 
-    Draws into ``canvas`` if given; stromal nuclei avoid pixels where ``keep_out`` (uint8, e.g.
-    vessel lumens) is non-zero.
+    ``high_grade``: HIGH_GRADE_SHARE of the tumour becomes high-grade foci (TUMOR_HIGH nuclei with
+    nucleoli); the rest, and all tumour of a low-grade slide, is TUMOR_LOW. Draws into ``canvas``
+    if given; stromal nuclei avoid pixels where ``keep_out`` (uint8, e.g. vessel lumens) is
+    non-zero.
     """
     shape = labels.shape
     canvas = np.zeros(shape, np.uint8) if canvas is None else canvas
@@ -201,26 +234,36 @@ def draw_all_nuclei(
         yi = np.clip(points[:, 1].astype(np.int64), 0, shape[0] - 1)
         return points[keep_out[yi, xi] == 0]
 
-    tumor_kind = TUMOR_HIGH if high_grade else TUMOR_LOW
+    tumor_kind = TUMOR_LOW
     tumor_pts = points_in(jittered_points(rng, shape, tumor_kind.spacing_um / mpp), labels, TUMOR)
-    lumen_mask = None
-    if not high_grade:
-        lumen_mask, lumen_c, lumen_a, lumen_b, lumen_angle = lumens(rng, labels, mpp)
-        if len(lumen_c) and len(tumor_pts):
-            # Keep sheet nuclei clear of lumens and their lining.
-            dist, nearest = cKDTree(lumen_c).query(tumor_pts)
-            margin = lumen_a[nearest] + 2.6 * tumor_kind.radius_um[1] / mpp
-            tumor_pts = tumor_pts[dist > margin]
-        ring_pts, ring_angles = ring_nuclei(rng, lumen_c, lumen_a, lumen_b, lumen_angle, tumor_kind, mpp)
-        keep = in_class(ring_pts, labels, TUMOR)
-        columnar = NucleusKind(1.0, tumor_kind.radius_um, (1.5, 2.0), 0.05, tumor_kind.darkness)
-        draw_nuclei(canvas, rng, ring_pts[keep], columnar, mpp, ring_angles[keep])
-    polys = draw_nuclei(canvas, rng, tumor_pts, tumor_kind, mpp)
-    if high_grade and len(polys):
+    focus = high_grade_foci(rng, labels, mpp) if high_grade else None
+    high_pts = np.zeros((0, 2))
+    if focus is not None:
+        tumor_pts = tumor_pts[~focus(tumor_pts)]
+        high_pts = points_in(jittered_points(rng, shape, TUMOR_HIGH.spacing_um / mpp), labels, TUMOR)
+        high_pts = high_pts[focus(high_pts)]
+    lumen_mask, lumen_c, lumen_a, lumen_b, lumen_angle = lumens(rng, labels, mpp)
+    if len(lumen_c):
+        # Keep sheet nuclei clear of lumens and their lining.
+        tree = cKDTree(lumen_c)
+        if len(tumor_pts):
+            dist, nearest = tree.query(tumor_pts)
+            tumor_pts = tumor_pts[dist > lumen_a[nearest] + 2.6 * tumor_kind.radius_um[1] / mpp]
+        if len(high_pts):
+            dist, nearest = tree.query(high_pts)
+            margin = lumen_a[nearest] + (1.6 * tumor_kind.radius_um[1] + TUMOR_HIGH.radius_um[1]) / mpp
+            high_pts = high_pts[dist > margin]
+    ring_pts, ring_angles = ring_nuclei(rng, lumen_c, lumen_a, lumen_b, lumen_angle, tumor_kind, mpp)
+    keep = in_class(ring_pts, labels, TUMOR)
+    columnar = NucleusKind(1.0, tumor_kind.radius_um, (1.5, 2.0), 0.05, tumor_kind.darkness)
+    draw_nuclei(canvas, rng, ring_pts[keep], columnar, mpp, ring_angles[keep])
+    draw_nuclei(canvas, rng, tumor_pts, tumor_kind, mpp)
+    polys = draw_nuclei(canvas, rng, high_pts, TUMOR_HIGH, mpp)
+    if len(polys):  # high-grade nuclei only
         # Prominent nucleoli: a small very dark dot off-centre in each nucleus.
         centre = polys.mean(axis=1) / (1 << SUBPIXEL_BITS)
         offset = rng.normal(0, 1.2 / mpp, centre.shape)
-        r = max(int(round(0.9 / mpp)), 1)
+        r = max(int(round(1.1 / mpp)), 1)
         for x, y in (centre + offset).astype(int).tolist():
             cv2.circle(canvas, (x, y), r, 255, -1, lineType=cv2.LINE_AA)
 

@@ -27,7 +27,7 @@ from wsi_ssl.synthetic.truth import BACKGROUND, SlideTruth, load_truth, save_tru
 Compression = Literal["jpeg", "none", "zlib"]
 
 # Bump when the rendering changes, so reruns of make_cohort regenerate older slides.
-GENERATOR_VERSION = 6
+GENERATOR_VERSION = 7
 
 
 def generator_params(**arguments: object) -> str:
@@ -181,8 +181,8 @@ def write_slide(
 ) -> SlideTruth:
     """Generate a slide, write it to ``path`` and its truth to ``truth_path_for(path)``.
 
-    ``high_grade`` picks the tumour morphology (the biomarker texture; drawn from the seed if
-    None). The TIFF is written under a temporary name and renamed, so a crash never leaves a
+    ``high_grade`` adds high-grade foci to the tumour (the biomarker's morphology; drawn from the
+    seed if None). The TIFF is written under a temporary name and renamed, so a crash never leaves a
     half-written slide behind. With ``skip_existing`` a slide already written with the same
     arguments (recorded in its truth file) is kept as it is. Returns the truth.
     """

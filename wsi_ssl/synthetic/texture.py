@@ -3,11 +3,11 @@
 What each class looks like at 0.5 um/px (all sizes are set in microns, so they scale with MPP):
 
 - background: empty glass, near-white with faint noise.
-- tumour: sheets of large (r ~4-9 um), irregular, dark haematoxylin nuclei with coarse
-  chromatin on pink-purple cytoplasm (nuclei.py). Two grades (the biomarker's morphology, see
-  cohort.py): *low grade* has smaller, paler, regular nuclei and oval gland lumens lined by a
-  ring of nuclei; *high grade* has solid sheets of larger, denser, pleomorphic, hyperchromatic nuclei
-  with dark nucleoli and no lumens.
+- tumour: sheets of haematoxylin nuclei with coarse chromatin on pink-purple cytoplasm, with
+  oval gland lumens lined by a ring of nuclei (nuclei.py). Low grade: small (r ~4-6 um), pale,
+  regular nuclei. High-grade slides (the biomarker's morphology, see cohort.py) have high-grade
+  foci over most of their tumour: larger (r ~6.5-9 um), pleomorphic nuclei with dark nucleoli,
+  spaced wider and only slightly darker, so the stain and the architecture stay the same.
 - stroma: pink eosin fibres, wavy and roughly parallel, with sparse spindle nuclei lying along
   the fibres, scattered lymphocytes (their density is the slide's stromal TIL level) and small
   blood vessels with red cells (vessels.py).
@@ -42,7 +42,7 @@ GRAIN_PERIOD = 1024  # pixel-scale grain repeats every this many pixels (invisib
 class TissueStyle:
     """Per-slide morphology knobs.
 
-    ``high_grade`` selects the tumour morphology (the biomarker's texture); ``stromal_til`` in
+    ``high_grade`` adds high-grade foci to the tumour (the biomarker's morphology); ``stromal_til`` in
     [0, 1] sets how densely lymphocytes infiltrate the stroma.
     """
 
