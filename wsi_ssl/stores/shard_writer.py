@@ -13,6 +13,7 @@ back through plain zarr.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -58,6 +59,39 @@ def shard_bytes(encoded: list[bytes], shard_len: int) -> bytes:
     return b"".join([*encoded, index_bytes, crc])
 
 
+@dataclass(frozen=True)
+class ShardTarget:
+    """Where and how to write whole shards of one store's ``tiles``, worked out once from its
+    metadata, so a process that writes shards needs no zarr at all (the tiler's workers)."""
+
+    codec: _ImageCodec
+    shard_len: int
+    n_tiles: int
+    paths: tuple[str, ...]  # the file of each shard, by shard index
+
+    def write(self, start: int, encoded: list[bytes]) -> None:
+        """Write already-encoded tiles (``codec.encode_image`` of each) as one whole shard."""
+        n = len(encoded)
+        if start % self.shard_len or not (n == self.shard_len or start + n == self.n_tiles) or n == 0:
+            raise ValueError(f"tiles {start}..{start + n} are not one whole shard of {self.paths[0]}")
+        path = Path(self.paths[start // self.shard_len])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(shard_bytes(encoded, self.shard_len))
+        os.replace(tmp, path)
+
+
+def shard_target(store_path: str | Path) -> ShardTarget | None:
+    """The store's shard target when whole shards can be written directly (see module docstring)."""
+    arr, codec, shard_len = _layout(str(Path(store_path) / "tiles"))
+    if codec is None:
+        return None
+    n = int(arr.shape[0])
+    root = Path(arr.store_path.store.root) / arr.store_path.path
+    keys = [arr.metadata.encode_chunk_key((k, 0, 0, 0)) for k in range(max(1, -(-n // shard_len)))]
+    return ShardTarget(codec, shard_len, n, tuple(str(root / key) for key in keys))
+
+
 def shard_encoder(store_path: str | Path) -> _ImageCodec | None:
     """The tile codec when whole shards can be written directly (see module docstring), else None."""
     return _layout(str(Path(store_path) / "tiles"))[1]
@@ -65,16 +99,10 @@ def shard_encoder(store_path: str | Path) -> _ImageCodec | None:
 
 def write_encoded_shard(store_path: str | Path, start: int, encoded: list[bytes]) -> None:
     """Write already-encoded tiles (``shard_encoder(store).encode_image`` of each) as one whole shard."""
-    arr, codec, shard_len = _layout(str(Path(store_path) / "tiles"))
-    n = len(encoded)
-    if codec is None or start % shard_len or not (n == shard_len or start + n == arr.shape[0]):
-        raise ValueError(f"tiles {start}..{start + n} are not one whole shard of {store_path}")
-    key = arr.metadata.encode_chunk_key((start // shard_len, 0, 0, 0))
-    path = Path(arr.store_path.store.root) / arr.store_path.path / key
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(shard_bytes(encoded, shard_len))
-    os.replace(tmp, path)
+    target = shard_target(store_path)
+    if target is None:
+        raise ValueError(f"tiles {start}..{start + len(encoded)} are not one whole shard of {store_path}")
+    target.write(start, encoded)
 
 
 def write_shard(store_path: str | Path, start: int, tiles: np.ndarray) -> None:

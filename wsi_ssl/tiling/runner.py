@@ -1,7 +1,8 @@
 """Tile a list of slides into tile stores, in parallel within and across slides.
 
-The main process only schedules: workers plan slides (open, MPP, tissue, grid, and lay out the
-store under a temporary name) and fill shards. As soon as a slide is planned its shards are queued, so the pool works on shards of several slides at once and no core idles while a big slide
+The main process schedules and lays out stores: workers plan slides (open, MPP, tissue, grid)
+and fill shards. As soon as a slide is planned its store is laid out under a temporary name and
+its shards are queued, so the pool works on shards of several slides at once and no core idles while a big slide
 finishes. A slide becomes visible (renamed into place, ``complete: true``) only when every shard
 is written. Failures are per slide: recorded in the manifest, the run goes on.
 """
@@ -23,7 +24,11 @@ from tqdm import tqdm
 from wsi_ssl.shard import Shard
 from wsi_ssl.slide.discover import SlideEntry
 from wsi_ssl.stores.atomic import clean_partials, partial_path, publish, remove_path
-from wsi_ssl.stores.tile_store import complete_attrs, mark_complete, store_path
+from wsi_ssl.stores.codecs import tile_codec_kwargs
+from wsi_ssl.stores.shard_writer import shard_target
+from wsi_ssl.stores.tile_store import (
+    TileArraysSpec, complete_attrs, create_tile_arrays, mark_complete, store_path,
+)
 from wsi_ssl.tiling.config import TileConfig
 from wsi_ssl.tiling.manifest import Manifest, ManifestRow, manifest_path
 from wsi_ssl.tiling.plan_slide import SlidePlan
@@ -57,6 +62,13 @@ class _SlideState:
     plan: SlidePlan | None = None
     tmp: Path | None = None
     pending: int = 0
+
+    @property
+    def qc_source(self) -> Path:
+        """Hand-over file of the QC picture; named like a leftover of the temporary store, so a
+        rerun's ``clean_partials`` removes it if this run is killed."""
+        assert self.tmp is not None
+        return self.tmp.with_name(self.tmp.name + ".qc-source.npz")
     error: str = ""
 
 
@@ -101,6 +113,21 @@ def check_output_dir(out_dir: Path) -> None:
 def _error_text(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
     return text if type(exc).__name__ in text else f"{type(exc).__name__}: {text}"
+
+
+def _discard(state: _SlideState) -> None:
+    if state.tmp is not None:
+        remove_path(state.tmp)
+        remove_path(state.qc_source)
+
+
+def _warm_zarr(cfg: TileConfig) -> None:
+    """Create a tiny in-memory array of the run's layout while the first slides are planned, so
+    laying out the first store (zarr's codec registry, its I/O loop) does not delay its shards."""
+    import zarr
+
+    zarr.create_array(zarr.storage.MemoryStore(), shape=(1, 8, 8, 3), chunks=(1, 8, 8, 3), shards=(1, 8, 8, 3),
+                      dtype="uint8", **tile_codec_kwargs(cfg.codec, cfg.quality))  # type: ignore[arg-type]
 
 
 def run_tiling(entries: list[SlideEntry], out_dir: Path, cfg: TileConfig, shard: Shard = Shard(0, 1),
@@ -148,8 +175,7 @@ def run_tiling(entries: list[SlideEntry], out_dir: Path, cfg: TileConfig, shard:
             summary.done += 1
             summary.tiles += n
         else:
-            if state.tmp is not None:
-                remove_path(state.tmp)
+            _discard(state)
             summary.failed += 1
             summary.failures.append((sid, state.error))
             tqdm.write(f"FAILED {sid}: {state.error}")
@@ -165,10 +191,14 @@ def run_tiling(entries: list[SlideEntry], out_dir: Path, cfg: TileConfig, shard:
             final = store_path(out_dir, entry.slide_id)
             clean_partials(final)
             state = _SlideState(entry, time.perf_counter(), tmp=partial_path(final))
-            states[executor.submit(plan_task, entry, cfg, state.tmp)] = state
+            states[executor.submit(plan_task, entry, cfg, state.qc_source)] = state
 
     def on_planned(state: _SlideState, plan: SlidePlan) -> None:
         state.plan = plan
+        assert state.tmp is not None
+        spec = TileArraysSpec(plan.n_tiles, cfg.tile_size, cfg.shard_tiles, cfg.codec, cfg.quality)
+        create_tile_arrays(state.tmp, spec, plan.coords, plan.tissue, plan.attrs)
+        target = shard_target(state.tmp)
         bar.total += plan.n_tiles
         bar.refresh()
         if plan.qc_source_path is not None:  # first in the queue: drawn while other workers fill shards
@@ -179,15 +209,17 @@ def run_tiling(entries: list[SlideEntry], out_dir: Path, cfg: TileConfig, shard:
         step = max(1, min(cfg.shard_tiles, plan.n_tiles))
         for start in range(0, plan.n_tiles, step):
             fut = executor.submit(shard_task, plan.entry.path, plan.backend, mpp, plan.plan,
-                                  plan.positions[start:start + step], state.tmp, start, cfg.read_block)
+                                  plan.positions[start:start + step], state.tmp, start, cfg.read_block, target)
             state.pending += 1
             states[fut] = state
 
     try:
         submit_plans()
         if workers > 1:  # workers without a slide to plan warm up meanwhile (results ignored)
-            for _ in range(workers - len(states)):
-                executor.submit(warm_task)
+            planning = [state.entry for state in states.values()]
+            for i in range(workers - len(states)):
+                executor.submit(warm_task, planning[i % len(planning)] if planning else None, cfg)
+        _warm_zarr(cfg)  # and so does this process, after the workers are forked
         while states:
             done, _ = wait(list(states), return_when=FIRST_COMPLETED)
             for fut in done:
@@ -214,7 +246,6 @@ def run_tiling(entries: list[SlideEntry], out_dir: Path, cfg: TileConfig, shard:
         bar.close()
         executor.shutdown(wait=True, cancel_futures=True)
         for state in set(states.values()):
-            if state.tmp is not None:
-                remove_path(state.tmp)
+            _discard(state)
     summary.seconds = time.perf_counter() - t0
     return summary
