@@ -87,8 +87,9 @@ def draw_qc(thumb: np.ndarray, tissue: TissueMask, coords: np.ndarray, extent_le
 
 def write_qc(path: Path, image: np.ndarray) -> None:
     with atomic_output(path) as tmp:
-        # zlib level 1: a third faster than OpenCV's default 3 on these images, ~5% larger.
-        ok, buf = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 1])
+        # OpenCV's defaults: measured on a 1600 x 1200 QC picture at 33 ms and 1.5 MB, against
+        # 65 ms for zlib level 1 with adaptive filters and 39 ms with the "up" filter only.
+        ok, buf = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
         if not ok:
             raise RuntimeError(f"could not encode QC image for {path}")
         tmp.write_bytes(buf.tobytes())
