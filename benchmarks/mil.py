@@ -2,8 +2,9 @@
 
 One training epoch of gated attention MIL over synthetic bags (default 300 bags of 500-5,000
 instances of 384-d features): (a) ``wsi_ssl.mil`` batching (16 bags per step, bucketed by
-length, padded with a mask), (b) the same model trained one bag per step, the way most MIL code
-does. Both start from the same weights; the first-step losses are compared (batched loss = mean
+length, padded with a mask), (b) the same batches with ``bag_forward: per_bag`` (the forward
+pass bag by bag, one loss and one optimizer step per batch; what ``auto`` picks on a CPU for
+large bags), (c) the same model trained one bag per step, the way most MIL code does. Both start from the same weights; the first-step losses are compared (batched loss = mean
 of the per-bag losses of the same bags, so they must agree to float tolerance).
 
     nice -n 10 .venv/bin/python benchmarks/mil.py                 # CPU, or CUDA when present
@@ -23,6 +24,7 @@ import torch.nn.functional as F
 from wsi_ssl.mil.bags import Bag, batch_indices, collate
 from wsi_ssl.mil.config import AggregatorConfig
 from wsi_ssl.mil.model import MILModel
+from wsi_ssl.mil.train import run_batch
 
 
 def make_bags(n: int, lo: int, hi: int, dim: int, seed: int = 0) -> list[Bag]:
@@ -46,12 +48,13 @@ def sync(device: torch.device) -> None:
 class Trainer:
     """One model + optimizer, trained either batched or one bag per step; time is accumulated."""
 
-    def __init__(self, model: MILModel, device: torch.device) -> None:
+    def __init__(self, model: MILModel, device: torch.device, mode: str = "batched") -> None:
         self.model, self.device, self.seconds, self.first = model, device, 0.0, float("nan")
+        self.mode = mode
         self.opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
 
     def _step(self, x: torch.Tensor, mask: torch.Tensor, y: torch.Tensor) -> float:
-        loss = F.cross_entropy(self.model(x, mask), y)
+        loss = F.cross_entropy(run_batch(self.model, x, mask, self.mode), y)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
@@ -119,13 +122,17 @@ def main() -> None:
     # The epoch runs in segments of a few batches, each timed batched and then one bag at a time
     # over the same bags, so both methods see the same machine load (other jobs come and go).
     batched, single = Trainer(copy.deepcopy(base), device), Trainer(copy.deepcopy(base), device)
+    per_bag = Trainer(copy.deepcopy(base), device, mode="per_bag")
     for start in range(0, len(batches), args.segment):
         seg = batches[start : start + args.segment]
         batched.batched(bags, seg)
+        per_bag.batched(bags, seg)
         single.one_by_one(bags, [i for b in seg for i in b])
     t_batched, t_single, first = batched.seconds, single.seconds, batched.first
     print(f"device {device}, torch threads {torch.get_num_threads()}; {len(bags)} bags, {n_inst:,} instances of {args.dim}-d; padding overhead {padded / n_inst - 1:.1%}")
     print(f"first-step loss: batched {batched_loss:.6f}  mean of per-bag {single_loss:.6f}  |diff| {abs(batched_loss - single_loss):.2e} (training step: {first:.6f})")
+    print(f"one epoch, batched ({args.batch_size} bags/step), per-bag forward: {per_bag.seconds:.2f}s   "
+          f"speedup x{t_single / per_bag.seconds:.2f} (first step loss {per_bag.first:.6f})")
     print(f"one epoch: batched ({args.batch_size} bags/step) {t_batched:.2f}s   one bag per step {t_single:.2f}s   speedup x{t_single / t_batched:.2f}")
 
 

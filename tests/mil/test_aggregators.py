@@ -57,3 +57,41 @@ def test_gradients_reach_every_parameter(kind: str) -> None:
     model(x, mask).sum().backward()
     dead = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
     assert not dead
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_per_bag_forward_gives_the_batched_outputs_and_gradients(kind: str) -> None:
+    """``bag_forward: per_bag`` changes only the order of the work: same outputs, same gradients."""
+    from wsi_ssl.mil.bags import Bag, collate
+    from wsi_ssl.mil.train import run_batch
+
+    torch.manual_seed(2)
+    bags = [Bag(key=str(i), patient_id=str(i), features=torch.randn(n, 6).numpy(), target=torch.tensor(i % 2).numpy())
+            for i, n in enumerate((5, 17, 9))]
+    b = collate(bags)
+    grads = []
+    for mode in ("batched", "per_bag"):
+        model = _model(kind).train()
+        out = run_batch(model, b.x, b.mask, mode)
+        torch.nn.functional.cross_entropy(out, b.target).backward()
+        grads.append((out.detach(), [p.grad.clone() for p in model.parameters() if p.grad is not None]))
+    (out_a, g_a), (out_b, g_b) = grads
+    torch.testing.assert_close(out_b, out_a, atol=1e-5, rtol=1e-4)
+    assert len(g_a) == len(g_b) > 0
+    for x, y in zip(g_a, g_b):
+        torch.testing.assert_close(y, x, atol=1e-5, rtol=1e-4)
+
+
+def test_auto_bag_forward_picks_per_bag_for_large_bags_on_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    from wsi_ssl.mil.train import run_batch
+
+    model = _model("abmil")
+    calls: list[str] = []
+    monkeypatch.setattr(MILModel, "forward_per_bag", lambda self, x, m: calls.append("per_bag") or self.forward(x, m))
+    x, mask = torch.randn(2, 600, 6), torch.ones(2, 600, dtype=torch.bool)
+    run_batch(model, x, mask, "auto", min_instances=512)
+    assert calls == ["per_bag"]
+    mask[:, 300:] = False  # 300 real instances per bag: below the threshold
+    run_batch(model, x, mask, "auto", min_instances=512)
+    run_batch(model, x, mask, "batched")
+    assert calls == ["per_bag"]

@@ -64,6 +64,11 @@ class TrainConfig(StrictModel):
     seed: int = 0
     device: str = "auto"  # auto: cuda if available, else cpu
     num_threads: int | None = Field(None, ge=1)
+    # How a batch's forward pass runs: batched (one padded pass), per_bag (bag by bag, same
+    # outputs and one optimizer step per batch; faster on a CPU for large bags), or auto
+    # (per_bag on a CPU when the batch's bags average >= per_bag_min_instances, else batched).
+    bag_forward: Literal["auto", "batched", "per_bag"] = "auto"
+    per_bag_min_instances: int = Field(256, ge=1)
 
 
 class EvalConfig(StrictModel):

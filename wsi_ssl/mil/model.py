@@ -53,6 +53,20 @@ class MILModel(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return self.forward_full(x, mask)[0]
 
+    def forward_per_bag(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """``forward``'s outputs, computed bag by bag on each bag's real instances.
+
+        Same values, same graph for the batch's loss (a Cox loss still sees the whole batch), one
+        optimizer step per batch; only the order of the work differs. On a CPU that is faster for
+        large bags: one bag's activations (2,750 x 256 floats, 2.8 MB) stay in cache where the
+        batch's (16 x that) do not (benchmarks/mil.py). Padding must be at the end of each row,
+        as ``collate`` lays it out.
+        """
+        lengths = mask.sum(dim=1).tolist()
+        if min(lengths) == 0:
+            return self.forward(x, mask)
+        return torch.cat([self.forward(x[i : i + 1, :n], mask[i : i + 1, :n]) for i, n in enumerate(lengths)])
+
     @torch.no_grad()
     def predict(self, x: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
         out, agg = self.forward_full(x, mask)

@@ -78,14 +78,23 @@ def _loss_target(model: MILModel, y: torch.Tensor) -> torch.Tensor:
     return y
 
 
+def run_batch(model: MILModel, x: torch.Tensor, mask: torch.Tensor, mode: str = "batched", min_instances: int = 256) -> torch.Tensor:
+    """The model's outputs for a batch, batched or bag by bag (``TrainConfig.bag_forward``)."""
+    per_bag = mode == "per_bag" or (
+        mode == "auto" and x.device.type == "cpu" and float(mask.sum()) / max(len(mask), 1) >= min_instances
+    )
+    return model.forward_per_bag(x, mask) if per_bag else model(x, mask)
+
+
 @torch.no_grad()
-def forward_all(model: MILModel, bags: Sequence[Bag], batch_size: int, device: torch.device) -> torch.Tensor:
+def forward_all(model: MILModel, bags: Sequence[Bag], batch_size: int, device: torch.device,
+                mode: str = "batched", min_instances: int = 256) -> torch.Tensor:
     """Raw head outputs for every bag, in order, with every instance (no subsampling)."""
     model.eval()
     outs: list[torch.Tensor] = [torch.empty(0)] * len(bags)
     for idx, batch in iter_batches(bags, batch_size, rng=None, bucket=True):
         b = batch.to(device)
-        out = model(b.x, b.mask).float().cpu()
+        out = run_batch(model, b.x, b.mask, mode, min_instances).float().cpu()
         for j, i in enumerate(idx):
             outs[i] = out[j]
     return torch.stack(outs)
@@ -109,7 +118,8 @@ def fit(cfg: MilConfig, meta: dict[str, Any], train_bags: Sequence[Bag], val_bag
         total, n = 0.0, 0
         for _, batch in iter_batches(train_bags, cfg.data.batch_size, rng, cfg.data.max_instances_train, cfg.data.bucket_by_length):
             b = batch.to(device)
-            loss = loss_fn(model(b.x, b.mask), _loss_target(model, b.target))
+            out = run_batch(model, b.x, b.mask, cfg.train.bag_forward, cfg.train.per_bag_min_instances)
+            loss = loss_fn(out, _loss_target(model, b.target))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -117,7 +127,8 @@ def fit(cfg: MilConfig, meta: dict[str, Any], train_bags: Sequence[Bag], val_bag
             n += len(b.keys)
         row = {"epoch": float(epoch), "train_loss": total / max(n, 1)}
         if y_val is not None:
-            out = forward_all(model, val_bags, cfg.data.batch_size, device)
+            out = forward_all(model, val_bags, cfg.data.batch_size, device, cfg.train.bag_forward,
+                              cfg.train.per_bag_min_instances)
             y = y_val.long() if y_val.dtype in (torch.int32, torch.int64) else y_val.float()
             row["val_loss"] = float(loss_fn(out.to(device), _loss_target(model, y.to(device))))
             if row["val_loss"] < best_val - 1e-6:
