@@ -113,10 +113,6 @@ def _at_least(fraction: float) -> int:
     return int(math.ceil(fraction * 255 - 1e-9))
 
 
-def pen_mask(hsv: np.ndarray, cfg: TissueConfig) -> np.ndarray:
-    return _pen_u8(hsv, cfg) > 0
-
-
 def _pen_u8(hsv: np.ndarray, cfg: TissueConfig) -> np.ndarray:
     """Blue/green ink as a 0/255 mask (OpenCV's 8-bit hue is degrees / 2)."""
     lo, hi = cfg.pen_hue_range

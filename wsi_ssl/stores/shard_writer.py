@@ -92,26 +92,14 @@ def shard_target(store_path: str | Path) -> ShardTarget | None:
     return ShardTarget(codec, shard_len, n, tuple(str(root / key) for key in keys))
 
 
-def shard_encoder(store_path: str | Path) -> _ImageCodec | None:
-    """The tile codec when whole shards can be written directly (see module docstring), else None."""
-    return _layout(str(Path(store_path) / "tiles"))[1]
-
-
-def write_encoded_shard(store_path: str | Path, start: int, encoded: list[bytes]) -> None:
-    """Write already-encoded tiles (``shard_encoder(store).encode_image`` of each) as one whole shard."""
-    target = shard_target(store_path)
-    if target is None:
-        raise ValueError(f"tiles {start}..{start + len(encoded)} are not one whole shard of {store_path}")
-    target.write(start, encoded)
-
-
 def write_shard(store_path: str | Path, start: int, tiles: np.ndarray) -> None:
     """Write tiles ``start .. start+len(tiles)`` of ``<store>/tiles``; must be exactly one whole shard
     (or the last, shorter one). Other block shapes go through zarr."""
-    arr, codec, shard_len = _layout(str(Path(store_path) / "tiles"))
+    arr, _, shard_len = _layout(str(Path(store_path) / "tiles"))
     n = len(tiles)
     aligned = start % shard_len == 0 and (n == shard_len or start + n == arr.shape[0])
-    if codec is None or not aligned or n == 0:
+    target = shard_target(store_path) if aligned and n > 0 else None
+    if target is None:
         arr[start : start + n] = tiles
         return
-    write_encoded_shard(store_path, start, [codec.encode_image(np.ascontiguousarray(t)) for t in tiles])
+    target.write(start, [target.codec.encode_image(np.ascontiguousarray(t)) for t in tiles])

@@ -79,12 +79,6 @@ def render_qc(src: QcSource, coords: np.ndarray) -> np.ndarray:
     return out
 
 
-def draw_qc(thumb: np.ndarray, tissue: TissueMask, coords: np.ndarray, extent_level0: float, slide_mpp: float,
-            max_size: int) -> np.ndarray:
-    """RGB uint8 QC image; ``thumb`` is at ``tissue.mpp``."""
-    return render_qc(prepare_qc(thumb, tissue, extent_level0, slide_mpp, max_size), coords)
-
-
 def write_qc(path: Path, image: np.ndarray) -> None:
     with atomic_output(path) as tmp:
         # OpenCV's defaults: measured on a 1600 x 1200 QC picture at 33 ms and 1.5 MB, against
