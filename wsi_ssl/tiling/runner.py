@@ -2,8 +2,8 @@
 
 The main process schedules and lays out stores: workers plan slides (open, MPP, tissue, grid)
 and fill shards. As soon as a slide is planned its store is laid out under a temporary name and
-its shards are queued, so the pool works on shards of several slides at once and no core idles while a big slide
-finishes. A slide becomes visible (renamed into place, ``complete: true``) only when every shard
+its shards are queued, so the pool works on shards of several slides at once and no core idles
+while a big slide finishes. A slide becomes visible (renamed into place, ``complete: true``) only when every shard
 is written. Failures are per slide: recorded in the manifest, the run goes on.
 """
 
@@ -62,6 +62,7 @@ class _SlideState:
     plan: SlidePlan | None = None
     tmp: Path | None = None
     pending: int = 0
+    error: str = ""
 
     @property
     def qc_source(self) -> Path:
@@ -69,7 +70,6 @@ class _SlideState:
         rerun's ``clean_partials`` removes it if this run is killed."""
         assert self.tmp is not None
         return self.tmp.with_name(self.tmp.name + ".qc-source.npz")
-    error: str = ""
 
 
 @dataclass
