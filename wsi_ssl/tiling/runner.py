@@ -3,8 +3,8 @@
 The main process schedules and lays out stores: workers plan slides (open, MPP, tissue, grid)
 and fill shards. As soon as a slide is planned its store is laid out under a temporary name and
 its shards are queued, so the pool works on shards of several slides at once and no core idles
-while a big slide finishes. A slide becomes visible (renamed into place, ``complete: true``) only when every shard
-is written. Failures are per slide: recorded in the manifest, the run goes on.
+while a big slide finishes. A slide becomes visible (renamed into place, ``complete: true``) only
+when every shard is written. Failures are per slide: recorded in the manifest, the run goes on.
 """
 
 from __future__ import annotations
