@@ -1,14 +1,19 @@
-"""Batched, padded MIL training vs one bag at a time, measured side by side in one process.
+"""Batched MIL training vs one bag at a time, measured side by side in one process.
 
 One training epoch of gated attention MIL over synthetic bags (default 300 bags of 500-5,000
-instances of 384-d features): (a) ``wsi_ssl.mil`` batching (16 bags per step, bucketed by
-length, padded with a mask), (b) the same batches with ``bag_forward: per_bag`` (the forward
-pass bag by bag, one loss and one optimizer step per batch; what ``auto`` picks on a CPU for
-large bags), (c) the same model trained one bag per step, the way most MIL code does. Both start from the same weights; the first-step losses are compared (batched loss = mean
-of the per-bag losses of the same bags, so they must agree to float tolerance).
+instances of 384-d float16 features, as ``wsi-ssl embed`` stores them):
+(a) ``wsi_ssl.mil`` batching as ``fit`` runs it: 16 bags per step, bucketed by length, packed,
+    from a :class:`FeatureBank` (on a GPU the fold's features are uploaded once, inside the
+    timed epoch, and steps copy nothing), the loss summed on the device;
+(b) the same batches with ``bag_forward: per_bag`` (the forward pass bag by bag, one loss and
+    one optimizer step per batch; what ``auto`` picks on a CPU for large bags);
+(c) the same model trained one bag per step, the way most MIL code does: each bag copied to
+    the device in its stored dtype and widened there, one optimizer step per bag.
+All start from the same weights; the first-step losses are compared (batched loss = mean of the
+per-bag losses of the same bags, so they must agree to float tolerance).
 
     nice -n 10 .venv/bin/python benchmarks/mil.py                 # CPU, or CUDA when present
-    .venv/bin/python benchmarks/mil.py --bags 60 --epochs 1       # quick look
+    .venv/bin/python benchmarks/mil.py --bags 60                  # quick look
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import torch.nn.functional as F
 
 from wsi_ssl.mil.bags import Bag, batch_indices, collate
 from wsi_ssl.mil.config import AggregatorConfig
+from wsi_ssl.mil.feature_bank import FeatureBank
 from wsi_ssl.mil.model import MILModel
 from wsi_ssl.mil.train import run_batch
 
@@ -51,22 +57,27 @@ class Trainer:
     def __init__(self, model: MILModel, device: torch.device, mode: str = "batched") -> None:
         self.model, self.device, self.seconds, self.first = model, device, 0.0, float("nan")
         self.mode = mode
-        self.opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+        # as ``fit`` makes it (fused on a GPU), for every method alike
+        self.opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.type == "cuda")
+        self.total = torch.zeros((), device=device)
 
-    def _step(self, x: torch.Tensor, mask: torch.Tensor, y: torch.Tensor) -> float:
-        loss = F.cross_entropy(run_batch(self.model, x, mask, self.mode), y)
+    def _step(self, out: torch.Tensor, y: torch.Tensor) -> None:
+        loss = F.cross_entropy(out, y)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
-        return loss.item()
+        if np.isnan(self.first):
+            self.first = loss.item()
+        self.total += loss.detach()
 
     def batched(self, bags: list[Bag], batches: list[list[int]]) -> None:
         sync(self.device)
         t0 = time.perf_counter()
+        bank = FeatureBank([bags[i] for b in batches for i in b], self.device)  # this segment's bags
+        pos = iter(range(len(bank)))
         for idx in batches:
-            b = collate([bags[i] for i in idx]).to(self.device)
-            loss = self._step(b.x, b.mask, b.target)
-            self.first = loss if np.isnan(self.first) else self.first
+            b = bank.batch([next(pos) for _ in idx])
+            self._step(run_batch(self.model, b, self.mode), b.target)
         sync(self.device)
         self.seconds += time.perf_counter() - t0
 
@@ -74,9 +85,9 @@ class Trainer:
         sync(self.device)
         t0 = time.perf_counter()
         for i in order:
-            x = torch.from_numpy(bags[i].features.astype(np.float32)).unsqueeze(0).to(self.device)
+            x = torch.from_numpy(bags[i].features).to(self.device).float().unsqueeze(0)
             mask = torch.ones(x.shape[:2], dtype=torch.bool, device=self.device)
-            self._step(x, mask, torch.as_tensor([int(bags[i].target)], device=self.device))
+            self._step(self.model(x, mask), torch.as_tensor([int(bags[i].target)], device=self.device))
         sync(self.device)
         self.seconds += time.perf_counter() - t0
 
@@ -84,10 +95,10 @@ class Trainer:
 @torch.no_grad()
 def first_step_losses(model: MILModel, bags: list[Bag], idx: list[int], device: torch.device) -> tuple[float, float]:
     b = collate([bags[i] for i in idx]).to(device)
-    batched = F.cross_entropy(model(b.x, b.mask), b.target).item()
+    batched = F.cross_entropy(run_batch(model, b), b.target).item()
     singles = []
     for i in idx:
-        x = torch.from_numpy(bags[i].features.astype(np.float32)).unsqueeze(0).to(device)
+        x = torch.from_numpy(bags[i].features).to(device).float().unsqueeze(0)
         singles.append(F.cross_entropy(model(x, torch.ones(x.shape[:2], dtype=torch.bool, device=device)), torch.as_tensor([int(bags[i].target)], device=device)).item())
     return batched, float(np.mean(singles))
 

@@ -59,39 +59,59 @@ def test_gradients_reach_every_parameter(kind: str) -> None:
     assert not dead
 
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_per_bag_forward_gives_the_batched_outputs_and_gradients(kind: str) -> None:
-    """``bag_forward: per_bag`` changes only the order of the work: same outputs, same gradients."""
-    from wsi_ssl.mil.bags import Bag, collate
-    from wsi_ssl.mil.train import run_batch
+def _bags(sizes: tuple[int, ...], dtype: torch.dtype = torch.float32) -> list:
+    from wsi_ssl.mil.bags import Bag
 
     torch.manual_seed(2)
-    bags = [Bag(key=str(i), patient_id=str(i), features=torch.randn(n, 6).numpy(), target=torch.tensor(i % 2).numpy())
-            for i, n in enumerate((5, 17, 9))]
-    b = collate(bags)
-    grads = []
-    for mode in ("batched", "per_bag"):
+    return [Bag(key=str(i), patient_id=str(i), features=torch.randn(n, 6).to(dtype).numpy(), target=torch.tensor(i % 2).numpy())
+            for i, n in enumerate(sizes)]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_packed_and_per_bag_forwards_give_the_padded_outputs_and_gradients(kind: str) -> None:
+    """Packed batches and ``bag_forward: per_bag`` change only the order of the work."""
+    from wsi_ssl.mil.bags import collate
+    from wsi_ssl.mil.train import run_batch
+
+    b = collate(_bags((5, 17, 9)))
+    results = []
+    for mode in ("padded", "batched", "per_bag"):
         model = _model(kind).train()
-        out = run_batch(model, b.x, b.mask, mode)
+        out = model(b.x, b.mask) if mode == "padded" else run_batch(model, b, mode)
         torch.nn.functional.cross_entropy(out, b.target).backward()
-        grads.append((out.detach(), [p.grad.clone() for p in model.parameters() if p.grad is not None]))
-    (out_a, g_a), (out_b, g_b) = grads
-    torch.testing.assert_close(out_b, out_a, atol=1e-5, rtol=1e-4)
-    assert len(g_a) == len(g_b) > 0
-    for x, y in zip(g_a, g_b):
-        torch.testing.assert_close(y, x, atol=1e-5, rtol=1e-4)
+        results.append((out.detach(), [p.grad.clone() for p in model.parameters() if p.grad is not None]))
+    (out_ref, g_ref) = results[0]
+    for out, grads in results[1:]:
+        torch.testing.assert_close(out, out_ref, atol=1e-5, rtol=1e-4)
+        assert len(grads) == len(g_ref) > 0
+        for x, y in zip(grads, g_ref):
+            torch.testing.assert_close(x, y, atol=1e-5, rtol=1e-4)
+
+
+def test_half_precision_features_are_computed_in_float32() -> None:
+    """float16 stores (what ``wsi-ssl embed`` writes) are packed as float16 and widened on use."""
+    from wsi_ssl.mil.bags import Batch, collate
+    from wsi_ssl.mil.train import run_batch
+
+    half = collate(_bags((4, 9), torch.float16))
+    full = Batch(half.features.float(), half.lengths, half.mask, half.target, half.keys)
+    assert half.features.dtype == torch.float16 and half.x.dtype == torch.float32
+    model = _model("abmil")
+    out = run_batch(model, half)
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, run_batch(model, full))
 
 
 def test_auto_bag_forward_picks_per_bag_for_large_bags_on_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    from wsi_ssl.mil.bags import collate
     from wsi_ssl.mil.train import run_batch
 
     model = _model("abmil")
     calls: list[str] = []
-    monkeypatch.setattr(MILModel, "forward_per_bag", lambda self, x, m: calls.append("per_bag") or self.forward(x, m))
-    x, mask = torch.randn(2, 600, 6), torch.ones(2, 600, dtype=torch.bool)
-    run_batch(model, x, mask, "auto", min_instances=512)
+    monkeypatch.setattr(MILModel, "forward_per_bag", lambda self, f, n: calls.append("per_bag") or torch.zeros(len(n), 2))
+    run_batch(model, collate(_bags((600, 600))), "auto", min_instances=512)
     assert calls == ["per_bag"]
-    mask[:, 300:] = False  # 300 real instances per bag: below the threshold
-    run_batch(model, x, mask, "auto", min_instances=512)
-    run_batch(model, x, mask, "batched")
+    small = collate(_bags((600, 1)))  # 300.5 instances per bag on average: below the threshold
+    run_batch(model, small, "auto", min_instances=512)
+    run_batch(model, small, "batched")
     assert calls == ["per_bag"]

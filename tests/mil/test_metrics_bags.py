@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from sklearn.metrics import roc_auc_score
 from sksurv.metrics import concordance_index_ipcw, integrated_brier_score
 from sksurv.util import Surv
@@ -82,6 +83,15 @@ def test_collate_pads_with_mask_and_subsamples_only_with_rng() -> None:
     assert full.x.shape == (3, 50, 3) and full.mask.sum(1).tolist() == [5, 50, 2]
     sub = collate(bags, max_instances=10, rng=np.random.default_rng(0))
     assert sub.mask.sum(1).tolist() == [5, 10, 2] and float(sub.x[1, :10].mean()) == 1.0
+
+
+def test_batches_are_packed_in_the_stored_dtype_with_a_padded_view() -> None:
+    bags = [Bag(key=str(i), patient_id=str(i), features=np.full((n, 3), i + 1, np.float16), target=np.asarray(i)) for i, n in enumerate([3, 1, 2])]
+    b = collate(bags)
+    assert b.features.dtype == torch.float16 and b.features.shape == (6, 3) and b.lengths == [3, 1, 2]
+    assert b.features[:, 0].tolist() == [1, 1, 1, 2, 3, 3]
+    assert b.x.dtype == torch.float32 and b.x[:, :, 0].tolist() == [[1, 1, 1], [2, 0, 0], [3, 3, 0]]
+    assert b.mask.tolist() == [[True] * 3, [True, False, False], [True, True, False]]
 
 
 def test_every_bag_once_per_epoch_and_buckets_similar_sizes() -> None:

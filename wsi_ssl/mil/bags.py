@@ -1,8 +1,8 @@
 """Feature files -> bags -> padded batches.
 
 A bag is what one prediction is made for: a slide, or (``group_by: patient``) all tiles of all a
-patient's slides. Batches hold many bags padded to the longest with a boolean mask, so one
-forward pass serves the whole batch and every aggregator can ignore the padding. Bags larger than
+patient's slides. Batches hold many bags packed back to back with a boolean mask of the padded
+layout, so one forward pass serves the whole batch and every aggregator can ignore the padding. Bags larger than
 ``max_instances`` are randomly subsampled at training time only; evaluation always sees every tile.
 """
 
@@ -37,13 +37,33 @@ class Bag:
 
 @dataclass
 class Batch:
-    x: torch.Tensor  # [B, N, D] float32, zero where padded
-    mask: torch.Tensor  # [B, N] bool, True for real instances
+    """Bags packed back to back (``features`` [sum of lengths, D], stored dtype) plus their mask.
+
+    Packed rather than padded because that is what moves: no padding and no float32 copy cross
+    to the device, and the model projects only real instances before padding its (narrower)
+    hidden activations. ``x`` gives the padded float32 view for code that wants one.
+    """
+
+    features: torch.Tensor  # [T, D] every bag's instances in order, float16/float32 as stored
+    lengths: list[int]  # instances per bag (host ints: splitting by them never waits on a GPU)
+    mask: torch.Tensor  # [B, N] bool, True for real instances; padding at the end of each row
     target: torch.Tensor  # [B] (long or float) or [B, 2]
     keys: list[str]
 
+    @property
+    def x(self) -> torch.Tensor:
+        """[B, N, D] float32, zero where padded."""
+        parts = self.features.float().split(self.lengths)
+        return torch.nn.utils.rnn.pad_sequence(list(parts), batch_first=True)
+
     def to(self, device: torch.device | str) -> "Batch":
-        return Batch(self.x.to(device), self.mask.to(device), self.target.to(device), self.keys)
+        """Move to ``device``; asynchronous from pinned memory, so the host can prepare the next batch."""
+        device = torch.device(device)
+        if self.features.device == device:
+            return self
+        non_blocking = device.type == "cuda" and self.features.is_pinned()
+        move = lambda t: t.to(device, non_blocking=non_blocking)  # noqa: E731
+        return Batch(move(self.features), self.lengths, move(self.mask), move(self.target), self.keys)
 
 
 def load_bags(df: pd.DataFrame, features_dir: str | Path, targets: np.ndarray, group_by: str = "patient") -> list[Bag]:
@@ -84,31 +104,39 @@ def load_bags(df: pd.DataFrame, features_dir: str | Path, targets: np.ndarray, g
     return bags
 
 
+def pack(features: Sequence[torch.Tensor], targets: Sequence[np.ndarray], keys: Sequence[str], pin: bool = False) -> Batch:
+    """One packed batch from per-bag feature tensors (all on one device) and their targets."""
+    lengths = [int(f.shape[0]) for f in features]
+    device = features[0].device
+    dtypes = {f.dtype for f in features}
+    dtype = dtypes.pop() if len(dtypes) == 1 else torch.float32  # mixed stores: widen
+    out = torch.empty(sum(lengths), features[0].shape[1], dtype=dtype, device=device, pin_memory=pin and device.type == "cpu")
+    torch.cat([f.to(dtype) for f in features], out=out)
+    n_max = max(lengths)
+    mask = torch.arange(n_max).unsqueeze(0) < torch.tensor(lengths).unsqueeze(1)
+    target = torch.from_numpy(np.stack([np.asarray(t) for t in targets]))
+    target = target.long() if target.dtype in (torch.int32, torch.int64) else target.float()
+    if pin and device.type == "cpu":
+        mask, target = mask.pin_memory(), target.pin_memory()
+    return Batch(features=out, lengths=lengths, mask=mask.to(device), target=target.to(device), keys=list(keys))
+
+
 def collate(
     bags: Sequence[Bag],
     max_instances: int | None = None,
     rng: np.random.Generator | None = None,
 ) -> Batch:
-    """Pad bags into one batch; subsample bags above ``max_instances`` when ``rng`` is given.
+    """Pack bags into one batch; subsample bags above ``max_instances`` when ``rng`` is given.
 
     Subsampling needs an ``rng`` on purpose: evaluation calls pass none and so see every tile.
     """
-    chosen: list[np.ndarray] = []
+    chosen: list[torch.Tensor] = []
     for bag in bags:
         feats = bag.features
         if rng is not None and max_instances is not None and len(feats) > max_instances:
             feats = feats[np.sort(rng.choice(len(feats), max_instances, replace=False))]
-        chosen.append(feats)
-    n_max = max(len(f) for f in chosen)
-    dim = chosen[0].shape[1]
-    x = torch.zeros(len(bags), n_max, dim, dtype=torch.float32)
-    mask = torch.zeros(len(bags), n_max, dtype=torch.bool)
-    for i, feats in enumerate(chosen):
-        x[i, : len(feats)] = torch.from_numpy(np.ascontiguousarray(feats, dtype=np.float32))
-        mask[i, : len(feats)] = True
-    target = torch.from_numpy(np.stack([np.asarray(b.target) for b in bags]))
-    target = target.long() if target.dtype in (torch.int32, torch.int64) else target.float()
-    return Batch(x=x, mask=mask, target=target, keys=[b.key for b in bags])
+        chosen.append(torch.from_numpy(np.ascontiguousarray(feats)))
+    return pack(chosen, [b.target for b in bags], [b.key for b in bags])
 
 
 def batch_indices(

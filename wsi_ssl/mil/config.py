@@ -51,6 +51,10 @@ class DataConfig(StrictModel):
     max_instances_train: int | None = Field(8192, ge=1)  # subsample larger bags, training only
     normalize_features: bool = False  # z-score features with training-fold instance mean/std
     bucket_by_length: bool = True  # batch bags of similar size together so padding stays small
+    # Where a fold's features live during training: device (uploaded once, in their stored dtype,
+    # so steps copy nothing), host (copied each step from pinned memory), or auto (device when
+    # they take at most 40% of the GPU's free memory). Irrelevant on a CPU.
+    features_on_device: Literal["auto", "device", "host"] = "auto"
 
 
 class TrainConfig(StrictModel):

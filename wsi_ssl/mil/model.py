@@ -8,7 +8,7 @@ fold's training data), so a fold model is rebuilt from ``model.json`` plus its
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 from torch import nn
@@ -37,35 +37,67 @@ class MILModel(nn.Module):
         self.aggregator = build_aggregator(agg_cfg, hidden)
         self.head = Head(self.aggregator.out_dim, out_dim, dropout=agg_cfg.dropout if agg_cfg.hidden_dim else 0.0)
 
-    def forward_full(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, AggOutput]:
-        """Raw head outputs [B, out] and the aggregator's output (scores for heatmaps)."""
-        if bool(mask.all()):
-            h = self.project((x - self.feat_mean) / self.feat_std)
-        else:  # normalize and project real instances only: padding costs nothing and stays zero
-            real = self.project((x[mask] - self.feat_mean) / self.feat_std)
-            h = real.new_zeros(x.shape[:2] + real.shape[-1:]).index_put((mask,), real)
+    def embed_instances(self, feats: torch.Tensor) -> torch.Tensor:
+        """Normalize and project instances [..., D] (any float dtype) to float32 [..., H]."""
+        return self.project((feats.float() - self.feat_mean) / self.feat_std)
+
+    def aggregate(self, h: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, AggOutput]:
+        """Raw head outputs [B, out] from projected, padded instances h [B, N, H]."""
         agg = self.aggregator(h, mask, self.head)
         out = self.head(agg.embedding)
         if agg.instance_logits is not None:
             out = 0.5 * (out + agg.instance_logits)
         return out, agg
 
+    def forward_full(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, AggOutput]:
+        """Raw head outputs [B, out] and the aggregator's output (scores for heatmaps)."""
+        if bool(mask.all()):
+            h = self.embed_instances(x)
+        else:  # normalize and project real instances only: padding costs nothing and stays zero
+            real = self.embed_instances(x[mask])
+            h = real.new_zeros(x.shape[:2] + real.shape[-1:]).index_put((mask,), real)
+        return self.aggregate(h, mask)
+
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return self.forward_full(x, mask)[0]
 
-    def forward_per_bag(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """``forward``'s outputs, computed bag by bag on each bag's real instances.
+    def forward_packed_full(self, feats: torch.Tensor, lengths: Sequence[int], mask: torch.Tensor) -> tuple[torch.Tensor, AggOutput]:
+        """``forward_full`` on a packed batch (:class:`~wsi_ssl.mil.bags.Batch`).
+
+        Only real instances are projected, and only the projected (narrower) activations are
+        padded. Nothing here reads a value back from the device, so on a GPU the host queues the
+        whole step without waiting (``x[mask]`` in ``forward_full`` must wait for the count).
+        """
+        h = self.embed_instances(feats)
+        (b, n), t = mask.shape, h.shape[0]
+        if len(set(lengths)) == 1:
+            return self.aggregate(h.view(b, n, h.shape[-1]), mask)
+        # Row of each packed instance in the padded [B*N] layout, computed on the device from the
+        # mask (no host round trip). One index_copy pads; its backward is one gather (a loop of
+        # slice copies, as pad_sequence does, clones the whole gradient once per bag).
+        counts = mask.sum(dim=1)
+        shift = torch.arange(b, device=h.device) * n - (counts.cumsum(0) - counts)
+        rows = torch.arange(t, device=h.device) + shift.repeat_interleave(counts, output_size=t)
+        padded = h.new_zeros(b * n, h.shape[-1]).index_copy(0, rows, h)
+        return self.aggregate(padded.view(b, n, h.shape[-1]), mask)
+
+    def forward_packed(self, feats: torch.Tensor, lengths: Sequence[int], mask: torch.Tensor) -> torch.Tensor:
+        return self.forward_packed_full(feats, lengths, mask)[0]
+
+    def forward_per_bag(self, feats: torch.Tensor, lengths: Sequence[int]) -> torch.Tensor:
+        """``forward_packed``'s outputs, computed bag by bag.
 
         Same values, same graph for the batch's loss (a Cox loss still sees the whole batch), one
         optimizer step per batch; only the order of the work differs. On a CPU that is faster for
         large bags: one bag's activations (2,750 x 256 floats, 2.8 MB) stay in cache where the
-        batch's (16 x that) do not (benchmarks/mil.py). Padding must be at the end of each row,
-        as ``collate`` lays it out.
+        batch's (16 x that) do not (benchmarks/mil.py). Bags are never empty (``load_bags``
+        rejects feature files without tiles).
         """
-        lengths = mask.sum(dim=1).tolist()
-        if min(lengths) == 0:
-            return self.forward(x, mask)
-        return torch.cat([self.forward(x[i : i + 1, :n], mask[i : i + 1, :n]) for i, n in enumerate(lengths)])
+        outs = []
+        for part in feats.split(list(lengths)):
+            mask = torch.ones(1, len(part), dtype=torch.bool, device=part.device)
+            outs.append(self.aggregate(self.embed_instances(part).unsqueeze(0), mask)[0])
+        return torch.cat(outs)
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:

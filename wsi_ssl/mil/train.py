@@ -17,8 +17,9 @@ import numpy as np
 import torch
 
 from wsi_ssl.config import ConfigError
-from wsi_ssl.mil.bags import Bag, iter_batches
+from wsi_ssl.mil.bags import Bag, Batch, batch_indices, iter_batches
 from wsi_ssl.mil.config import MilConfig
+from wsi_ssl.mil.feature_bank import FeatureBank
 from wsi_ssl.mil.losses import fit_time_bins, make_loss
 from wsi_ssl.mil.model import MILModel, build_model
 
@@ -78,23 +79,25 @@ def _loss_target(model: MILModel, y: torch.Tensor) -> torch.Tensor:
     return y
 
 
-def run_batch(model: MILModel, x: torch.Tensor, mask: torch.Tensor, mode: str = "batched", min_instances: int = 256) -> torch.Tensor:
-    """The model's outputs for a batch, batched or bag by bag (``TrainConfig.bag_forward``)."""
+def run_batch(model: MILModel, batch: Batch, mode: str = "batched", min_instances: int = 256) -> torch.Tensor:
+    """The model's outputs for a packed batch, batched or bag by bag (``TrainConfig.bag_forward``)."""
+    lengths = batch.lengths
     per_bag = mode == "per_bag" or (
-        mode == "auto" and x.device.type == "cpu" and float(mask.sum()) / max(len(mask), 1) >= min_instances
+        mode == "auto" and batch.features.device.type == "cpu" and sum(lengths) / max(len(lengths), 1) >= min_instances
     )
-    return model.forward_per_bag(x, mask) if per_bag else model(x, mask)
+    if per_bag:
+        return model.forward_per_bag(batch.features, lengths)
+    return model.forward_packed(batch.features, lengths, batch.mask)
 
 
 @torch.no_grad()
-def forward_all(model: MILModel, bags: Sequence[Bag], batch_size: int, device: torch.device,
-                mode: str = "batched", min_instances: int = 256) -> torch.Tensor:
-    """Raw head outputs for every bag, in order, with every instance (no subsampling)."""
+def forward_all(model: MILModel, bank: FeatureBank, batch_size: int, mode: str = "batched",
+                min_instances: int = 256) -> torch.Tensor:
+    """Raw head outputs (on the model's device) for every bag of ``bank``, in order, with every instance."""
     model.eval()
-    outs: list[torch.Tensor] = [torch.empty(0)] * len(bags)
-    for idx, batch in iter_batches(bags, batch_size, rng=None, bucket=True):
-        b = batch.to(device)
-        out = run_batch(model, b.x, b.mask, mode, min_instances).float().cpu()
+    outs: list[torch.Tensor] = [torch.empty(0)] * len(bank)
+    for idx in batch_indices(bank.lengths, batch_size, rng=None, bucket=True):
+        out = run_batch(model, bank.batch(idx), mode, min_instances)
         for j, i in enumerate(idx):
             outs[i] = out[j]
     return torch.stack(outs)
@@ -109,25 +112,32 @@ def fit(cfg: MilConfig, meta: dict[str, Any], train_bags: Sequence[Bag], val_bag
     model, class_weights = prepare_model(cfg, meta, train_bags)
     model.to(device)
     loss_fn = make_loss(meta["task"], meta.get("survival_loss") or "cox", cfg.task.ties, cfg.task.cox_weighting, class_weights, model.bin_edges)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+    # fused: one kernel for the whole update on a GPU, where a MIL step is mostly launch overhead
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay,
+                            fused=device.type == "cuda")
     y_val = torch.from_numpy(_targets(val_bags)) if val_bags else None
+    train_bank = FeatureBank(train_bags, device, cfg.data.features_on_device)
+    val_bank = FeatureBank(val_bags, device, cfg.data.features_on_device) if val_bags else None
+    log.debug("training features on %s (%.1f MB)", train_bank.device, train_bank.nbytes / 1e6)
     best_state, best_epoch, best_val = copy.deepcopy(model.state_dict()), 0, float("inf")
     history: list[dict[str, float]] = []
     for epoch in range(1, cfg.train.epochs + 1):
         model.train()
-        total, n = 0.0, 0
-        for _, batch in iter_batches(train_bags, cfg.data.batch_size, rng, cfg.data.max_instances_train, cfg.data.bucket_by_length):
-            b = batch.to(device)
-            out = run_batch(model, b.x, b.mask, cfg.train.bag_forward, cfg.train.per_bag_min_instances)
+        # The epoch's loss is summed on the device: reading it back each step would make the
+        # host wait for every step's kernels before it could queue the next batch.
+        total, n = torch.zeros((), device=device), 0
+        for idx in batch_indices(train_bank.lengths, cfg.data.batch_size, rng, cfg.data.bucket_by_length):
+            b = train_bank.batch(idx, cfg.data.max_instances_train, rng)
+            out = run_batch(model, b, cfg.train.bag_forward, cfg.train.per_bag_min_instances)
             loss = loss_fn(out, _loss_target(model, b.target))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            total += loss.item() * len(b.keys)
+            total += loss.detach() * len(b.keys)
             n += len(b.keys)
-        row = {"epoch": float(epoch), "train_loss": total / max(n, 1)}
-        if y_val is not None:
-            out = forward_all(model, val_bags, cfg.data.batch_size, device, cfg.train.bag_forward,
+        row = {"epoch": float(epoch), "train_loss": float(total) / max(n, 1)}
+        if y_val is not None and val_bank is not None:
+            out = forward_all(model, val_bank, cfg.data.batch_size, cfg.train.bag_forward,
                               cfg.train.per_bag_min_instances)
             y = y_val.long() if y_val.dtype in (torch.int32, torch.int64) else y_val.float()
             row["val_loss"] = float(loss_fn(out.to(device), _loss_target(model, y.to(device))))

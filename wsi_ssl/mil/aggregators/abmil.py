@@ -30,9 +30,11 @@ class AttentionMIL(Aggregator):
         return self.w(self.drop(a)).squeeze(-1)  # [B, N]
 
     def forward(self, h: torch.Tensor, mask: torch.Tensor, head: Head | None = None) -> AggOutput:
-        if bool(mask.all()):
+        if h.device.type != "cpu" or bool(mask.all()):
+            # On a GPU scoring padded rows costs less than the host sync that ``h[mask]`` needs;
+            # masked_softmax gives them zero weight either way.
             logits = self.attention_logits(h)
-        else:  # score real instances only: padded rows cost no attention FLOPs
+        else:  # on a CPU score real instances only: padded rows cost no attention FLOPs
             logits = h.new_full(mask.shape, float("-inf")).index_put((mask,), self.attention_logits(h[mask]))
         weights = masked_softmax(logits, mask)
         embedding = torch.bmm(weights.unsqueeze(1), h).squeeze(1)

@@ -1,0 +1,73 @@
+"""Bags' features held as tensors on one device, so a training epoch moves no features.
+
+MIL training reads the same bags every epoch. Where they live decides what a step costs on a
+GPU: copied from the host each step, a batch of 16 bags of ~2,750 tiles of 384-d float32 is
+70 MB over PCIe, more than the forward and backward passes take; uploaded once per fold in their
+stored dtype (float16 from ``wsi-ssl embed``), every later step only gathers on the device. On
+a CPU the bank is the bags' own arrays (no copy), and batches are packed from them directly.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Sequence
+
+import numpy as np
+import torch
+
+from wsi_ssl.mil.bags import Bag, Batch, pack
+
+Placement = Literal["auto", "device", "host"]
+
+# ``auto`` uploads a fold's bags when they take at most this share of the device's free memory,
+# leaving the rest for activations (a 16-bag batch of 8,192 tiles at hidden 256 is ~0.5 GB).
+DEVICE_SHARE = 0.4
+
+
+def device_fits(nbytes: int, device: torch.device, share: float = DEVICE_SHARE) -> bool:
+    if device.type != "cuda":
+        return False
+    free, _ = torch.cuda.mem_get_info(device)
+    return nbytes <= share * free
+
+
+class FeatureBank:
+    """Per-bag feature tensors (stored dtype) and targets, on ``device`` or on the host."""
+
+    def __init__(self, bags: Sequence[Bag], device: torch.device | str = "cpu", placement: Placement = "auto") -> None:
+        device = torch.device(device)
+        nbytes = sum(b.features.nbytes for b in bags)
+        if placement == "device" and device.type == "cpu":
+            placement = "host"
+        on_device = device.type != "cpu" and (placement == "device" or (placement == "auto" and device_fits(nbytes, device)))
+        self.device = device if on_device else torch.device("cpu")
+        self.target_device = device
+        self.keys = [b.key for b in bags]
+        self.lengths = [len(b) for b in bags]
+        self.features = [torch.from_numpy(np.ascontiguousarray(b.features)).to(self.device) for b in bags]
+        self.targets = [np.asarray(b.target) for b in bags]
+        self.nbytes = nbytes
+
+    @property
+    def on_device(self) -> bool:
+        return self.device.type != "cpu"
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    def batch(self, idx: Sequence[int], max_instances: int | None = None, rng: np.random.Generator | None = None) -> Batch:
+        """The bags ``idx`` as one packed batch on the target device.
+
+        Bags above ``max_instances`` are subsampled only when an ``rng`` is given (training);
+        evaluation passes none and sees every tile. Host banks pack into pinned memory when the
+        target is a GPU, so the copy runs asynchronously with the previous step's kernels.
+        """
+        parts = []
+        for i in idx:
+            feats = self.features[i]
+            if rng is not None and max_instances is not None and len(feats) > max_instances:
+                keep = torch.from_numpy(np.sort(rng.choice(len(feats), max_instances, replace=False)))
+                feats = feats[keep.to(self.device)]
+            parts.append(feats)
+        batch = pack(parts, [self.targets[i] for i in idx], [self.keys[i] for i in idx],
+                     pin=not self.on_device and self.target_device.type == "cuda")
+        return batch.to(self.target_device)
