@@ -3,8 +3,8 @@
 One training epoch of gated attention MIL over synthetic bags (default 300 bags of 500-5,000
 instances of 384-d float16 features, as ``wsi-ssl embed`` stores them):
 (a) ``wsi_ssl.mil`` batching as ``fit`` runs it: 16 bags per step, bucketed by length, packed,
-    from a :class:`FeatureBank` (on a GPU the fold's features are uploaded once, inside the
-    timed epoch, and steps copy nothing), the loss summed on the device;
+    from a :class:`FeatureBank` (on a GPU the fold's features are uploaded once per fold, timed
+    separately and added to the first epoch; later steps copy nothing), loss summed on the device;
 (b) the same batches with ``bag_forward: per_bag`` (the forward pass bag by bag, one loss and
     one optimizer step per batch; what ``auto`` picks on a CPU for large bags);
 (c) the same model trained one bag per step, the way most MIL code does: each bag copied to
@@ -25,6 +25,7 @@ import time
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from wsi_ssl.mil.bags import Bag, batch_indices, collate
 from wsi_ssl.mil.config import AggregatorConfig
@@ -70,13 +71,11 @@ class Trainer:
             self.first = loss.item()
         self.total += loss.detach()
 
-    def batched(self, bags: list[Bag], batches: list[list[int]]) -> None:
+    def batched(self, bank: FeatureBank, batches: list[list[int]]) -> None:
         sync(self.device)
         t0 = time.perf_counter()
-        bank = FeatureBank([bags[i] for b in batches for i in b], self.device)  # this segment's bags
-        pos = iter(range(len(bank)))
         for idx in batches:
-            b = bank.batch([next(pos) for _ in idx])
+            b = bank.batch(idx)
             self._step(run_batch(self.model, b, self.mode), b.target)
         sync(self.device)
         self.seconds += time.perf_counter() - t0
@@ -90,6 +89,31 @@ class Trainer:
             self._step(self.model(x, mask), torch.as_tensor([int(bags[i].target)], device=self.device))
         sync(self.device)
         self.seconds += time.perf_counter() - t0
+
+
+class OpCounter(TorchDispatchMode):
+    """Counts operators dispatched (forward, backward and optimizer): on a GPU each is a kernel
+    launch or a view, and a MIL step over a bag of a few thousand tiles is launch-bound there."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.n = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        self.n += 1
+        return func(*args, **(kwargs or {}))
+
+
+def ops_per_epoch(base: MILModel, bags: list[Bag], bank: FeatureBank, batches: list[list[int]], device: torch.device) -> tuple[int, int]:
+    """Operators dispatched in one epoch, batched and one bag per step (counted on one step each)."""
+    batched, single = Trainer(copy.deepcopy(base), device), Trainer(copy.deepcopy(base), device)
+    batched.batched(bank, batches[:1])  # first steps create optimizer state: count a later one
+    single.one_by_one(bags, batches[0][:1])
+    with OpCounter() as c_batch:
+        batched.batched(bank, batches[:1])
+    with OpCounter() as c_single:
+        single.one_by_one(bags, batches[0][1:2])
+    return c_batch.n * len(batches), c_single.n * len(bags)
 
 
 @torch.no_grad()
@@ -109,6 +133,8 @@ def main() -> None:
     ap.add_argument("--min-instances", type=int, default=500)
     ap.add_argument("--max-instances", type=int, default=5000)
     ap.add_argument("--dim", type=int, default=384)
+    ap.add_argument("--hidden-dim", type=int, default=256)
+    ap.add_argument("--attn-dim", type=int, default=128)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--threads", type=int, default=None)
@@ -120,7 +146,7 @@ def main() -> None:
     bags = make_bags(args.bags, args.min_instances, args.max_instances, args.dim)
     n_inst = sum(len(b) for b in bags)
     torch.manual_seed(0)
-    cfg = AggregatorConfig(kind="abmil", gated=True, hidden_dim=256, attn_dim=128, dropout=0.0)
+    cfg = AggregatorConfig(kind="abmil", gated=True, hidden_dim=args.hidden_dim, attn_dim=args.attn_dim, dropout=0.0)
     base = MILModel(args.dim, cfg, "classification", 2).to(device)
     rng = np.random.default_rng(0)
     batches = batch_indices([len(b) for b in bags], args.batch_size, rng, bucket=True)
@@ -128,16 +154,21 @@ def main() -> None:
     padded = sum(len(b) * max(len(bags[i]) for i in b) for b in batches)
 
     # warm-up (allocator, kernels) on throwaway copies
-    Trainer(copy.deepcopy(base), device).batched(bags, batches[:1])
+    Trainer(copy.deepcopy(base), device).batched(FeatureBank(bags, device), batches[:1])
     Trainer(copy.deepcopy(base), device).one_by_one(bags, batches[0][:2])
+    sync(device)
+    t0 = time.perf_counter()
+    bank = FeatureBank(bags, device)  # what ``fit`` does once per fold
+    sync(device)
+    t_upload = time.perf_counter() - t0
     # The epoch runs in segments of a few batches, each timed batched and then one bag at a time
     # over the same bags, so both methods see the same machine load (other jobs come and go).
     batched, single = Trainer(copy.deepcopy(base), device), Trainer(copy.deepcopy(base), device)
     per_bag = Trainer(copy.deepcopy(base), device, mode="per_bag")
     for start in range(0, len(batches), args.segment):
         seg = batches[start : start + args.segment]
-        batched.batched(bags, seg)
-        per_bag.batched(bags, seg)
+        batched.batched(bank, seg)
+        per_bag.batched(bank, seg)
         single.one_by_one(bags, [i for b in seg for i in b])
     t_batched, t_single, first = batched.seconds, single.seconds, batched.first
     print(f"device {device}, torch threads {torch.get_num_threads()}; {len(bags)} bags, {n_inst:,} instances of {args.dim}-d; padding overhead {padded / n_inst - 1:.1%}")
@@ -145,6 +176,11 @@ def main() -> None:
     print(f"one epoch, batched ({args.batch_size} bags/step), per-bag forward: {per_bag.seconds:.2f}s   "
           f"speedup x{t_single / per_bag.seconds:.2f} (first step loss {per_bag.first:.6f})")
     print(f"one epoch: batched ({args.batch_size} bags/step) {t_batched:.2f}s   one bag per step {t_single:.2f}s   speedup x{t_single / t_batched:.2f}")
+    ops_batched, ops_single = ops_per_epoch(base, bags, bank, batches, device)
+    print(f"operators dispatched per epoch: batched {ops_batched:,}, one bag per step {ops_single:,} (x{ops_single / ops_batched:.1f} fewer)")
+    where = "on the device" if bank.on_device else "on the host (nothing copied)"
+    print(f"feature bank, once per fold: {bank.nbytes / 1e6:.0f} MB {where} in {t_upload:.3f}s; first epoch with it: "
+          f"batched x{t_single / (t_batched + t_upload):.2f}, per-bag forward x{t_single / (per_bag.seconds + t_upload):.2f}")
 
 
 if __name__ == "__main__":
