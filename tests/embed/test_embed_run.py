@@ -156,3 +156,39 @@ def test_unreadable_slide_fails_alone_in_a_shared_batch(tiny_encoder: Path, stor
         got = read_features(tmp_path / "f" / f"{name}.h5").features
         np.testing.assert_allclose(got, reference_features(tiny_encoder, tmp_path / "tiles" / f"{name}.zarr"),
                                    rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("when", ["queued", "landed"])
+def test_a_failed_forward_fails_only_the_slides_in_its_batch(tiny_encoder: Path, store_factory: Callable[..., Any],
+                                                             tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                             when: str) -> None:
+    """A device error surfaces either when the batch is queued (out of memory) or when its
+    features are read back a batch later (an error inside a kernel); both fail that batch's
+    slides alone, while the batch queued behind it is still written."""
+    from wsi_ssl.embed import runner
+
+    for name in ("a", "b", "c", "d"):
+        store_factory(name, 6, seed=ord(name), shard_tiles=4)
+    # batches of 8: [a 0:6, b 0:2], [b 2:6, c 0:4], [c 4:6, d 0:6]; the second one fails
+    calls = {"n": 0}
+    submit = runner._Encoder.submit
+
+    def flaky(self: Any, tiles: torch.Tensor) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 2 and when == "queued":
+            raise RuntimeError("CUDA out of memory (simulated)")
+        pending = submit(self, tiles)
+        if calls["n"] == 2:
+            pending.result = lambda: (_ for _ in ()).throw(RuntimeError("device-side assert (simulated)"))
+        return pending
+
+    monkeypatch.setattr(runner._Encoder, "submit", flaky)
+    summary = run_embed(EmbedConfig(tiles=tmp_path / "tiles", encoder=str(tiny_encoder), out=tmp_path / "f",
+                                    batch_size=8, workers=1, device="cpu", progress=False))
+    assert calls["n"] == 3 and sorted(summary.failed) == ["b", "c"]
+    assert all("forward failed on a batch" in why and "simulated" in why for why in summary.failed.values())
+    assert sorted(p.name for p in (tmp_path / "f").iterdir()) == ["a.h5", "d.h5", "embed_config.yaml"]
+    for name in ("a", "d"):
+        got = read_features(tmp_path / "f" / f"{name}.h5").features
+        np.testing.assert_allclose(got, reference_features(tiny_encoder, tmp_path / "tiles" / f"{name}.zarr"),
+                                   rtol=1e-4, atol=1e-4)

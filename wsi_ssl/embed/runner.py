@@ -95,6 +95,18 @@ def _cpu_threads(requested: int) -> int:
     return requested or cores
 
 
+class _Pending:
+    """A batch's features on their way back to the host: ``result`` waits for them."""
+
+    def __init__(self, feats: torch.Tensor, done: Any = None) -> None:
+        self.feats, self.done = feats, done
+
+    def result(self) -> np.ndarray:
+        if self.done is not None:
+            self.done.synchronize()
+        return self.feats.numpy()
+
+
 class _Encoder:
     """The model on its device, its preprocessing and its autocast, called on one batch."""
 
@@ -102,7 +114,13 @@ class _Encoder:
         self.model, self.device, self.pre = model, device, pre
         self.autocast_dtype = _AUTOCAST[precision]
 
-    def __call__(self, tiles: torch.Tensor) -> torch.Tensor:
+    def submit(self, tiles: torch.Tensor) -> _Pending:
+        """Queue the forward and the copy of its features to pinned host memory; don't wait.
+
+        On a GPU this returns as soon as the kernels are queued, so the host writes the previous
+        batch's features and takes the next batch while this one runs: the GPU is never left
+        idle waiting for the host between batches.
+        """
         with torch.inference_mode():
             x = tiles.to(self.device, non_blocking=True)
             if self.pre is not None:  # preprocessing on the device (GPU runs)
@@ -114,7 +132,16 @@ class _Encoder:
                     y = self.model(x)
             if y.ndim != 2:
                 raise ValueError(f"the encoder returned {tuple(y.shape)}, expected pooled features [B, D]")
-            return y.float()
+            if self.device.type != "cuda":
+                return _Pending(y.float().cpu())
+            host = torch.empty(y.shape, dtype=torch.float32, pin_memory=True)
+            host.copy_(y, non_blocking=True)  # widened on the GPU, then copied
+            done = torch.cuda.Event()
+            done.record()
+            return _Pending(host, done)
+
+    def __call__(self, tiles: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(self.submit(tiles).result())
 
 
 def run_embed(cfg: EmbedConfig) -> EmbedSummary:
@@ -194,6 +221,23 @@ def _embed_jobs(
         disable=not cfg.progress or rank != 0 or total == 0, desc=f"embed {enc.name or enc.arch}",
     )
     t0 = time.perf_counter()
+
+    def land(segments: list[tuple[int, int, int]], pending: _Pending) -> None:
+        try:
+            feats = pending.result()
+        except RuntimeError as exc:  # an error raised by the device while it ran the batch
+            for j, start, _ in segments:
+                writers.fail(j, f"forward failed on a batch holding its tiles {start}+: {exc}")
+            return
+        row = 0
+        for j, start, n in segments:
+            writers.write(j, start, feats[row : row + n])
+            row += n
+        bar.update(row)
+
+    # One batch in flight: batch i+1 is queued on the device before batch i's features are
+    # read back and written, so writing and batch hand-over overlap the forward pass.
+    in_flight: tuple[list[tuple[int, int, int]], _Pending] | None = None
     try:
         for item in batches:
             for j, why in item["errors"]:
@@ -202,16 +246,16 @@ def _embed_jobs(
             if all(j in writers.bad for j, _, _ in segments):
                 continue
             try:
-                feats = encode(item["tiles"]).cpu().numpy()
+                pending = encode.submit(item["tiles"])
             except (RuntimeError, ValueError) as exc:
                 for j, start, _ in segments:
                     writers.fail(j, f"forward failed on a batch holding its tiles {start}+: {exc}")
                 continue
-            row = 0
-            for j, start, n in segments:
-                writers.write(j, start, feats[row : row + n])
-                row += n
-            bar.update(row)
+            if in_flight is not None:
+                land(*in_flight)
+            in_flight = (segments, pending)
+        if in_flight is not None:
+            land(*in_flight)
         writers.finish()
     finally:
         writers.abort()
