@@ -94,6 +94,14 @@ def test_batches_are_packed_in_the_stored_dtype_with_a_padded_view() -> None:
     assert b.mask.tolist() == [[True] * 3, [True, False, False], [True, True, False]]
 
 
+def test_bags_stored_in_different_dtypes_are_packed_as_float32() -> None:
+    bags = [Bag(key=str(i), patient_id=str(i), features=np.full((2, 3), 0.1, dt), target=np.asarray(0))
+            for i, dt in enumerate([np.float16, np.float32])]
+    b = collate(bags)
+    assert b.features.dtype == torch.float32
+    torch.testing.assert_close(b.features[2:], torch.full((2, 3), 0.1))
+
+
 def test_every_bag_once_per_epoch_and_buckets_similar_sizes() -> None:
     sizes = list(np.random.default_rng(0).integers(1, 1000, 64))
     batches = [idx for idx, _ in iter_batches(_bags(sizes), 8, rng=np.random.default_rng(1))]
