@@ -102,6 +102,26 @@ def test_bags_stored_in_different_dtypes_are_packed_as_float32() -> None:
     torch.testing.assert_close(b.features[2:], torch.full((2, 3), 0.1))
 
 
+@pytest.mark.parametrize("max_rows", [10**9, 1_000])
+def test_instance_stats_are_numpy_mean_and_std_of_the_concatenated_rows(max_rows: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Block-wise float64 statistics equal numpy's over the concatenation, or over the same sample of it."""
+    import wsi_ssl.mil.bags as bags_mod
+
+    monkeypatch.setattr(bags_mod, "_STATS_BLOCK", 700)  # several blocks per bag
+    rng = np.random.default_rng(1)
+    bags = [Bag(key=str(i), patient_id=str(i), features=(rng.standard_normal((int(n), 5)) * 3 + 7).astype(np.float16),
+                target=np.asarray(0)) for i, n in enumerate(rng.integers(1, 3000, 8))]
+    for b in bags:
+        b.features[:, 2] = 1.0  # a constant feature: std 1, not 0
+    rows = np.concatenate([b.features for b in bags]).astype(np.float64)
+    if len(rows) > max_rows:
+        rows = rows[np.random.default_rng(3).choice(len(rows), max_rows, replace=False)]
+    mean, std = bags_mod.instance_stats(bags, max_rows=max_rows, seed=3)
+    np.testing.assert_allclose(mean, rows.mean(axis=0), rtol=1e-6)
+    np.testing.assert_allclose(std[[0, 1, 3, 4]], rows.std(axis=0)[[0, 1, 3, 4]], rtol=1e-6)
+    assert std[2] == 1.0 and mean[2] == 1.0
+
+
 def test_every_bag_once_per_epoch_and_buckets_similar_sizes() -> None:
     sizes = list(np.random.default_rng(0).integers(1, 1000, 64))
     batches = [idx for idx, _ in iter_batches(_bags(sizes), 8, rng=np.random.default_rng(1))]
