@@ -1,7 +1,7 @@
 """Batched MIL training vs one bag at a time, measured side by side in one process.
 
 One training epoch of gated attention MIL over synthetic bags (default 300 bags of 500-5,000
-instances of 384-d float16 features, as ``wsi-ssl embed`` stores them):
+instances of 384-d float16 features, as ``wsi-ssl embed --dtype float16`` stores them):
 (a) ``wsi_ssl.mil`` batching as ``fit`` runs it: 16 bags per step, bucketed by length, packed,
     from a :class:`FeatureBank` (on a GPU the fold's features are uploaded once per fold, timed
     separately and added to the first epoch; later steps copy nothing), loss summed on the device;

@@ -89,7 +89,7 @@ def test_packed_and_per_bag_forwards_give_the_padded_outputs_and_gradients(kind:
 
 
 def test_half_precision_features_are_computed_in_float32() -> None:
-    """float16 stores (what ``wsi-ssl embed`` writes) are packed as float16 and widened on use."""
+    """float16 stores (``wsi-ssl embed --dtype float16``) are packed as float16 and widened on use."""
     from wsi_ssl.mil.bags import Batch, collate
     from wsi_ssl.mil.train import run_batch
 
