@@ -55,6 +55,18 @@ def test_clam_files_train_and_predict_end_to_end(tmp_path: Path, make_cohort, ca
     p = ensemble.predict_bag(bag.features)["prob"]
     assert float(p[1]) == pytest.approx(float(pred.loc["P000", "prob_pos"]), abs=1e-5)
 
+    # Bounded memory: bags read one at a time (patients of two slides kept whole) give the same rows.
+    all_table, whole, one_by_one = tmp_path / "all.csv", tmp_path / "whole.csv", tmp_path / "one.csv"
+    df.to_csv(all_table, index=False)
+    base = ["mil", "predict", "--model", str(run), "--features", str(feats), "--slides", str(all_table)]
+    assert main([*base, "--out", str(whole)]) == 0
+    assert main([*base, "--out", str(one_by_one), "--max-bags-in-memory", "1", "--batch-size", "3"]) == 0
+    got = pd.read_csv(one_by_one)
+    assert list(got["key"]) == list(df["patient_id"].unique())
+    pd.testing.assert_frame_equal(got, pd.read_csv(whole), atol=1e-6)
+    assert main([*base, "--out", str(tmp_path / "x.csv"), "--device", "gpu0"]) == 2
+    assert "--device 'gpu0'" in capsys.readouterr().err and not (tmp_path / "x.csv").exists()
+
 
 @pytest.mark.parametrize("loss", ["cox", "discrete"])
 def test_survival_run_writes_km_and_fold_bins_come_from_training_bags(tmp_path: Path, make_cohort, loss: str) -> None:  # type: ignore[no-untyped-def]

@@ -32,6 +32,9 @@ def register(subparsers: Any) -> None:
     pr.add_argument("--features", required=True, help="folder of <slide_id>.h5 feature files")
     pr.add_argument("--out", required=True, help="predictions CSV to write")
     pr.add_argument("--slides", default=None, help="optional slide table (slide_id, patient_id) to choose slides and group patients")
+    pr.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1 ...")
+    pr.add_argument("--batch-size", type=int, default=8, help="bags per forward pass")
+    pr.add_argument("--max-bags-in-memory", type=int, default=256, help="bags read at a time: bounds memory on any cohort size")
     pr.set_defaults(func=_predict)
 
 
@@ -62,10 +65,20 @@ def _predict(args: argparse.Namespace) -> int:
     from wsi_ssl.mil.loading import ModelDirError
     from wsi_ssl.mil.predict import predict_run
     from wsi_ssl.mil.table import SlideTableError
+    from wsi_ssl.mil.train import pick_device
     from wsi_ssl.stores.features import FeatureFileError
 
+    if args.batch_size < 1 or args.max_bags_in_memory < 1:
+        print("wsi-ssl mil predict: --batch-size and --max-bags-in-memory must be at least 1", file=sys.stderr)
+        return 2
     try:
-        df = predict_run(args.model, args.features, args.out, args.slides)
+        device = pick_device(args.device)
+    except RuntimeError as exc:
+        print(f"wsi-ssl mil predict: --device {args.device!r}: {exc}", file=sys.stderr)
+        return 2
+    try:
+        df = predict_run(args.model, args.features, args.out, args.slides, args.batch_size, str(device),
+                         args.max_bags_in_memory)
     except (ModelDirError, SlideTableError, FeatureFileError) as exc:
         print(f"wsi-ssl mil predict: {exc}", file=sys.stderr)
         return 2

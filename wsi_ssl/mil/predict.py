@@ -9,11 +9,12 @@ Every tile is used (no subsampling at prediction time).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pandas as pd
 
-from wsi_ssl.mil.bags import Bag, load_bags
+from wsi_ssl.mil.bags import load_bags
 from wsi_ssl.mil.cv import prediction_frame
 from wsi_ssl.mil.loading import load_mil_model
 from wsi_ssl.mil.survival import cox_survival, discrete_survival_at
@@ -23,8 +24,8 @@ from wsi_ssl.stores.atomic import atomic_output
 from wsi_ssl.stores.features import feature_path, iter_feature_files
 
 
-def prediction_bags(features_dir: str | Path, slides_csv: str | Path | None, group_by: str) -> tuple[list[Bag], pd.DataFrame]:
-    """Bags for prediction (no targets): the table's slides, or every feature file in the folder."""
+def prediction_table(features_dir: str | Path, slides_csv: str | Path | None) -> pd.DataFrame:
+    """The slides to predict: the table's (each with a feature file), or every feature file."""
     if slides_csv is not None:
         df = read_slide_table(slides_csv)
         if "slide_id" not in df.columns:
@@ -40,31 +41,48 @@ def prediction_bags(features_dir: str | Path, slides_csv: str | Path | None, gro
             raise SlideTableError(f"no feature files (*.h5) in {features_dir}")
         df = pd.DataFrame({"slide_id": ids, "patient_id": ids})
     df["slide_id"], df["patient_id"] = df["slide_id"].astype(str), df["patient_id"].astype(str)
-    empty = np.empty((len(df), 0))
-    return load_bags(df, features_dir, empty, group_by if slides_csv is not None else "slide"), df
+    return df.reset_index(drop=True)
 
 
-def predict_run(model_dir: str | Path, features_dir: str | Path, out_csv: str | Path, slides_csv: str | Path | None = None, batch_size: int = 8) -> pd.DataFrame:
-    """Write one row per bag to ``out_csv`` and return it."""
+def bag_chunks(df: pd.DataFrame, group_by: str, max_bags: int) -> Iterator[pd.DataFrame]:
+    """The table in runs of at most ``max_bags`` bags, a bag's rows always together, bags in table order."""
+    keys = df["patient_id"] if group_by == "patient" else df["slide_id"]
+    groups = list(df.groupby(keys, sort=False).groups.values())
+    for i in range(0, len(groups), max_bags):
+        yield df.loc[np.concatenate(groups[i : i + max_bags])]
+
+
+def predict_run(model_dir: str | Path, features_dir: str | Path, out_csv: str | Path, slides_csv: str | Path | None = None,
+                batch_size: int = 8, device: str = "cpu", max_bags_in_memory: int = 256) -> pd.DataFrame:
+    """Write one row per bag to ``out_csv`` (replaced only when every bag is predicted) and return it.
+
+    Bags are read ``max_bags_in_memory`` at a time, so a cohort of any size is predicted in
+    bounded memory; each run of bags is scored by every fold model before the next is read.
+    """
     ensemble, meta = load_mil_model(model_dir)
-    bags, _ = prediction_bags(features_dir, slides_csv, meta.get("group_by", "slide"))
-    dim = bags[0].features.shape[1]
-    if dim != meta["input_dim"]:
-        raise SlideTableError(f"features in {features_dir} are {dim}-d but the model at {model_dir} expects {meta['input_dim']}-d (a different encoder?)")
+    df = prediction_table(features_dir, slides_csv)
+    group_by = meta.get("group_by", "slide") if slides_csv is not None else "slide"
     times = np.asarray(meta["eval_times"]) if meta.get("eval_times") else None
-    preds = []
-    for model, fold in zip(ensemble.models, meta["folds"]):
-        p = predict_bags(model, bags, batch_size)
-        if times is not None:
-            if meta.get("survival_loss") == "discrete":
-                p["survival_at_times"] = discrete_survival_at(p["survival"], model.bin_edges.numpy(), times)
-            else:
-                p["survival_at_times"] = cox_survival(p["risk"], times, np.asarray(fold["baseline_times"]), np.asarray(fold["baseline_cumhaz"]))
-        p.pop("survival", None)
-        preds.append(p)
-    mean = {k: np.mean([p[k] for p in preds], axis=0) for k in preds[0]}
-    df = prediction_frame(meta, bags, mean, times)
+    frames = []
+    for chunk in bag_chunks(df, group_by, max_bags_in_memory):
+        bags = load_bags(chunk, features_dir, np.empty((len(chunk), 0)), group_by)
+        dim = bags[0].features.shape[1]
+        if dim != meta["input_dim"]:
+            raise SlideTableError(f"features in {features_dir} are {dim}-d but the model at {model_dir} expects {meta['input_dim']}-d (a different encoder?)")
+        preds = []
+        for model, fold in zip(ensemble.models, meta["folds"]):
+            p = predict_bags(model, bags, batch_size, device)
+            if times is not None:
+                if meta.get("survival_loss") == "discrete":
+                    p["survival_at_times"] = discrete_survival_at(p["survival"], model.bin_edges.numpy(), times)
+                else:
+                    p["survival_at_times"] = cox_survival(p["risk"], times, np.asarray(fold["baseline_times"]), np.asarray(fold["baseline_cumhaz"]))
+            p.pop("survival", None)
+            preds.append(p)
+        mean = {k: np.mean([p[k] for p in preds], axis=0) for k in preds[0]}
+        frames.append(prediction_frame(meta, bags, mean, times))
+    out = pd.concat(frames, ignore_index=True)
     out_csv = Path(out_csv)
     with atomic_output(out_csv) as tmp:
-        df.to_csv(tmp, index=False)
-    return df
+        out.to_csv(tmp, index=False)
+    return out
