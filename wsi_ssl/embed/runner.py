@@ -140,9 +140,6 @@ class _Encoder:
             done.record()
             return _Pending(host, done)
 
-    def __call__(self, tiles: torch.Tensor) -> torch.Tensor:
-        return torch.from_numpy(self.submit(tiles).result())
-
 
 def run_embed(cfg: EmbedConfig) -> EmbedSummary:
     """Embed every slide of this job's shard (and this rank's share of it); see module doc."""

@@ -1,9 +1,10 @@
-"""Feature files -> bags -> padded batches.
+"""Feature files -> bags -> packed batches.
 
 A bag is what one prediction is made for: a slide, or (``group_by: patient``) all tiles of all a
 patient's slides. Batches hold many bags packed back to back with a boolean mask of the padded
-layout, so one forward pass serves the whole batch and every aggregator can ignore the padding. Bags larger than
-``max_instances`` are randomly subsampled at training time only; evaluation always sees every tile.
+layout, so one forward pass serves the whole batch and every aggregator can ignore the padding.
+Bags larger than ``max_instances`` are randomly subsampled at training time only; evaluation
+always sees every tile.
 """
 
 from __future__ import annotations
@@ -132,11 +133,16 @@ def collate(
     """
     chosen: list[torch.Tensor] = []
     for bag in bags:
-        feats = bag.features
-        if rng is not None and max_instances is not None and len(feats) > max_instances:
-            feats = feats[np.sort(rng.choice(len(feats), max_instances, replace=False))]
-        chosen.append(torch.from_numpy(np.ascontiguousarray(feats)))
+        keep = subsample(len(bag), max_instances, rng)
+        chosen.append(torch.from_numpy(np.ascontiguousarray(bag.features if keep is None else bag.features[keep])))
     return pack(chosen, [b.target for b in bags], [b.key for b in bags])
+
+
+def subsample(n: int, max_instances: int | None, rng: np.random.Generator | None) -> np.ndarray | None:
+    """Sorted rows to keep of a bag of ``n``, or None for all: only with an ``rng`` (training)."""
+    if rng is None or max_instances is None or n <= max_instances:
+        return None
+    return np.sort(rng.choice(n, max_instances, replace=False))
 
 
 def batch_indices(

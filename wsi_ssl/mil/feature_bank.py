@@ -16,7 +16,7 @@ from typing import Literal, Sequence
 import numpy as np
 import torch
 
-from wsi_ssl.mil.bags import Bag, Batch, pack
+from wsi_ssl.mil.bags import Bag, Batch, pack, subsample
 
 Placement = Literal["auto", "device", "host"]
 
@@ -65,11 +65,8 @@ class FeatureBank:
         """
         parts = []
         for i in idx:
-            feats = self.features[i]
-            if rng is not None and max_instances is not None and len(feats) > max_instances:
-                keep = torch.from_numpy(np.sort(rng.choice(len(feats), max_instances, replace=False)))
-                feats = feats[keep.to(self.device)]
-            parts.append(feats)
+            keep = subsample(self.lengths[i], max_instances, rng)
+            parts.append(self.features[i] if keep is None else self.features[i][torch.from_numpy(keep).to(self.device)])
         batch = pack(parts, [self.targets[i] for i in idx], [self.keys[i] for i in idx],
                      pin=not self.on_device and self.target_device.type == "cuda")
         return batch.to(self.target_device)
