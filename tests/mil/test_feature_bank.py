@@ -58,3 +58,23 @@ def test_a_batched_training_step_never_reads_back_from_the_device(kind: str, tas
     loss = F.cross_entropy(out, b.target) if task == "classification" else F.mse_loss(out[:, 0], b.target.float())
     loss.backward()
     assert out.shape == (3, out.shape[1]) and all(p.grad is not None for p in model.parameters())
+
+
+def test_host_to_device_copies_in_a_step_are_queued_not_waited_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A blocking copy from the host (``.to(device)``) would make a GPU step wait for the last one."""
+    copies: list[tuple[str, bool]] = []
+    real_to = torch.Tensor.to
+
+    def spy(self: torch.Tensor, *args, **kwargs):  # type: ignore[no-untyped-def]
+        out = real_to(self, *args, **kwargs)
+        if self.device.type == "cpu" and out.device.type != "cpu":
+            copies.append((str(tuple(self.shape)), bool(kwargs.get("non_blocking", False))))
+        return out
+
+    bank = FeatureBank(_bags([5, 17, 9], np.float16), "meta", "device")
+    model = MILModel(3, AggregatorConfig(kind="abmil", hidden_dim=16, attn_dim=8), "classification", 2).to("meta").train()
+    monkeypatch.setattr(torch.Tensor, "to", spy)
+    b = bank.batch([0, 1, 2], max_instances=8, rng=np.random.default_rng(0))  # two bags subsampled
+    F.cross_entropy(run_batch(model, b, "batched"), b.target).backward()
+    assert len(copies) == 4  # mask, target and the two subsampled bags' row indices
+    assert all(non_blocking for _, non_blocking in copies), copies

@@ -58,13 +58,25 @@ class Batch:
         return torch.nn.utils.rnn.pad_sequence(list(parts), batch_first=True)
 
     def to(self, device: torch.device | str) -> "Batch":
-        """Move to ``device``; asynchronous from pinned memory, so the host can prepare the next batch."""
+        """Move to ``device`` without waiting for the device (see :func:`to_device`)."""
         device = torch.device(device)
-        if self.features.device == device:
-            return self
-        non_blocking = device.type == "cuda" and self.features.is_pinned()
-        move = lambda t: t.to(device, non_blocking=non_blocking)  # noqa: E731
+        move = lambda t: to_device(t, device)  # noqa: E731
         return Batch(move(self.features), self.lengths, move(self.mask), move(self.target), self.keys)
+
+
+def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """``t`` on ``device``, without making the host wait for the kernels already queued there.
+
+    A plain ``.to("cuda")`` from pageable host memory synchronizes the stream: the host would
+    stop every step until the previous step finished, and could not queue ahead. From pinned
+    memory with ``non_blocking`` the copy is queued like a kernel (the caching host allocator
+    keeps the pinned source alive until it is done).
+    """
+    if t.device == device:
+        return t
+    if device.type == "cuda" and t.device.type == "cpu":
+        t = t.pin_memory()  # a no-op for an already pinned tensor
+    return t.to(device, non_blocking=True)
 
 
 def load_bags(df: pd.DataFrame, features_dir: str | Path, targets: np.ndarray, group_by: str = "patient") -> list[Bag]:
@@ -117,9 +129,7 @@ def pack(features: Sequence[torch.Tensor], targets: Sequence[np.ndarray], keys: 
     mask = torch.arange(n_max).unsqueeze(0) < torch.tensor(lengths).unsqueeze(1)
     target = torch.from_numpy(np.stack([np.asarray(t) for t in targets]))
     target = target.long() if target.dtype in (torch.int32, torch.int64) else target.float()
-    if pin and device.type == "cpu":
-        mask, target = mask.pin_memory(), target.pin_memory()
-    return Batch(features=out, lengths=lengths, mask=mask.to(device), target=target.to(device), keys=list(keys))
+    return Batch(features=out, lengths=lengths, mask=to_device(mask, device), target=to_device(target, device), keys=list(keys))
 
 
 def collate(

@@ -16,7 +16,7 @@ from typing import Literal, Sequence
 import numpy as np
 import torch
 
-from wsi_ssl.mil.bags import Bag, Batch, pack, subsample
+from wsi_ssl.mil.bags import Bag, Batch, pack, subsample, to_device
 
 Placement = Literal["auto", "device", "host"]
 
@@ -66,7 +66,7 @@ class FeatureBank:
         parts = []
         for i in idx:
             keep = subsample(self.lengths[i], max_instances, rng)
-            parts.append(self.features[i] if keep is None else self.features[i][torch.from_numpy(keep).to(self.device)])
+            parts.append(self.features[i] if keep is None else self.features[i][to_device(torch.from_numpy(keep), self.device)])
         batch = pack(parts, [self.targets[i] for i in idx], [self.keys[i] for i in idx],
                      pin=not self.on_device and self.target_device.type == "cuda")
         return batch.to(self.target_device)

@@ -111,6 +111,8 @@ def fit(cfg: MilConfig, meta: dict[str, Any], train_bags: Sequence[Bag], val_bag
     device = pick_device(cfg.train.device)
     model, class_weights = prepare_model(cfg, meta, train_bags)
     model.to(device)
+    if class_weights is not None:
+        class_weights = class_weights.to(device)  # once: the loss would copy it every step
     loss_fn = make_loss(meta["task"], meta.get("survival_loss") or "cox", cfg.task.ties, cfg.task.cox_weighting, class_weights, model.bin_edges)
     # fused: one kernel for the whole update on a GPU, where a MIL step is mostly launch overhead
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay,
