@@ -101,7 +101,14 @@ class MILModel(nn.Module):
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
-        out, agg = self.forward_full(x, mask)
+        return self._named(*self.forward_full(x, mask))
+
+    @torch.no_grad()
+    def predict_packed(self, feats: torch.Tensor, lengths: Sequence[int], mask: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``predict`` on a packed batch: the same predictions, without the padded input copy."""
+        return self._named(*self.forward_packed_full(feats, lengths, mask))
+
+    def _named(self, out: torch.Tensor, agg: AggOutput) -> dict[str, torch.Tensor]:
         pred = predictions(self.task, self.survival_loss, out, float(self.target_mean), float(self.target_std))
         if agg.scores is not None:
             pred["scores"] = agg.scores

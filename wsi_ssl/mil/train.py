@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from wsi_ssl.config import ConfigError
-from wsi_ssl.mil.bags import Bag, Batch, batch_indices, iter_batches
+from wsi_ssl.mil.bags import Bag, Batch, batch_indices, collate
 from wsi_ssl.mil.config import MilConfig
 from wsi_ssl.mil.feature_bank import FeatureBank
 from wsi_ssl.mil.losses import fit_time_bins, make_loss
@@ -168,16 +168,15 @@ def predict_bags(model: MILModel, bags: Sequence[Bag], batch_size: int, device: 
     """Named predictions (prob / value / risk / survival) per bag; attention scores on request."""
     model.eval().to(device)
     per_bag: list[dict[str, np.ndarray]] = [{} for _ in bags]
-    for idx, batch in iter_batches(bags, batch_size, rng=None, bucket=True):
-        b = batch.to(device)
-        pred = model.predict(b.x, b.mask)
+    for idx in batch_indices([len(b) for b in bags], batch_size, rng=None, bucket=True):
+        b = collate([bags[i] for i in idx]).to(device)
+        pred = model.predict_packed(b.features, b.lengths, b.mask)
+        if not keep_scores:
+            pred.pop("scores", None)
+        host = {k: v.float().cpu().numpy() for k, v in pred.items()}  # one copy per batch and output
         for j, i in enumerate(idx):
-            for k, v in pred.items():
-                if k == "scores":
-                    if keep_scores:
-                        per_bag[i][k] = v[j, : len(bags[i])].float().cpu().numpy()
-                else:
-                    per_bag[i][k] = v[j].float().cpu().numpy()
+            for k, v in host.items():
+                per_bag[i][k] = v[j, : len(bags[i])] if k == "scores" else v[j]
     model.cpu()
     keys = [k for k in per_bag[0] if k != "scores"] if per_bag else []
     result: dict[str, Any] = {k: np.stack([p[k] for p in per_bag]) for k in keys}

@@ -99,6 +99,7 @@ def _predict(state: ServeState, key: ApiKey, cohort: str, slide_id: str, model_n
     response_model=Prediction,
     responses=_errors(
         {
+            400: "a body that cannot be parsed as JSON",
             404: "no such slide (or not visible to this key)",
             409: "the slide's features do not fit the model (dimension, encoder, no tiles)",
         }
