@@ -9,7 +9,7 @@ from sklearn.metrics import roc_auc_score
 from sksurv.metrics import concordance_index_ipcw, integrated_brier_score
 from sksurv.util import Surv
 
-from wsi_ssl.mil.bags import Bag, collate, iter_batches
+from wsi_ssl.mil.bags import Bag, batch_indices, collate
 from wsi_ssl.mil.metrics import bootstrap_ci, classification_metrics, survival_metrics, task_metrics
 from wsi_ssl.mil.survival import breslow_baseline, cox_survival
 
@@ -124,7 +124,7 @@ def test_instance_stats_are_numpy_mean_and_std_of_the_concatenated_rows(max_rows
 
 def test_every_bag_once_per_epoch_and_buckets_similar_sizes() -> None:
     sizes = list(np.random.default_rng(0).integers(1, 1000, 64))
-    batches = [idx for idx, _ in iter_batches(_bags(sizes), 8, rng=np.random.default_rng(1))]
+    batches = batch_indices(sizes, 8, rng=np.random.default_rng(1))
     assert sorted(i for b in batches for i in b) == list(range(64))
     waste = sum(len(b) * max(sizes[i] for i in b) - sum(sizes[i] for i in b) for b in batches)
     assert waste < 0.25 * sum(sizes)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -177,18 +177,6 @@ def batch_indices(
     if rng is not None and bucket:
         batches = [batches[i] for i in rng.permutation(len(batches))]
     return batches
-
-
-def iter_batches(
-    bags: Sequence[Bag],
-    batch_size: int,
-    rng: np.random.Generator | None = None,
-    max_instances: int | None = None,
-    bucket: bool = True,
-) -> Iterator[tuple[list[int], Batch]]:
-    """Yield (bag indices, batch); training passes an ``rng`` (shuffle + subsample), evaluation none."""
-    for idx in batch_indices([len(b) for b in bags], batch_size, rng, bucket):
-        yield idx, collate([bags[i] for i in idx], max_instances, rng)
 
 
 def instance_stats(bags: Sequence[Bag], max_rows: int = 200_000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
