@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "wsi_ssl.synthetic_command",  # demo-cohort
     "wsi_ssl.tiling.command",  # tile
     "wsi_ssl.pretrain.command",  # pretrain, export
+    "wsi_ssl.encoders.command",  # encoders list / show
     "wsi_ssl.embed.command",  # embed
     "wsi_ssl.mil.command",  # mil train / mil predict
     "wsi_ssl.serve.command",  # serve

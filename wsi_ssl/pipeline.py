@@ -45,6 +45,7 @@ class Layout:
 
     root: Path
     encoder_override: Path | None = None  # pipeline.pretrain.encoder: an existing encoder dir
+    encoder_preset: str | None = None  # pipeline.pretrain.encoder: a zoo preset (wsi-ssl encoders list)
 
     @property
     def cohort(self) -> Path:
@@ -66,6 +67,12 @@ class Layout:
         if kind == "pretrained" and self.encoder_override is not None:
             return self.encoder_override
         return self.root / "encoders" / kind
+
+    def encoder_spec(self, kind: str) -> str:
+        """What ``--encoder`` gets for this kind: a preset name, or an encoder dir."""
+        if kind == "pretrained" and self.encoder_preset is not None:
+            return self.encoder_preset
+        return str(self.encoder(kind))
 
     def features(self, kind: str) -> Path:
         return self.root / "features" / kind
@@ -116,8 +123,12 @@ class Pipeline:
 
     def __init__(self, cfg: PipelineConfig, printer: Callable[[str], None] = print) -> None:
         self.cfg = cfg
-        enc = Path(cfg.pretrain.encoder).expanduser().resolve() if cfg.pretrain.encoder else None
-        self.layout = Layout(Path(cfg.out).expanduser().resolve(), enc)
+        from wsi_ssl.encoders.load import encoder_kind
+
+        spec = cfg.pretrain.encoder
+        preset = spec if spec and encoder_kind(spec) == "preset" else None
+        enc = Path(spec).expanduser().resolve() if spec and preset is None else None
+        self.layout = Layout(Path(cfg.out).expanduser().resolve(), enc, preset)
         self.kinds = ["pretrained"] + (["random"] if cfg.baseline else [])
         self.say = printer
 

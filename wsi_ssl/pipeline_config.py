@@ -62,7 +62,7 @@ class StageConfig(StrictModel):
 
 
 class PretrainStage(StageConfig):
-    """Pretraining; or ``encoder``: an existing encoder dir used instead (no pretraining)."""
+    """Pretraining; or ``encoder``: an existing encoder dir or a zoo preset used instead (no pretraining)."""
 
     encoder: str | None = None
 
@@ -132,8 +132,15 @@ def load_pipeline(path: str | Path, overrides: list[str] | None = None, out: str
             missing.append(f"  {key}.config: file not found: {stage.config}")
     if cfg.cohort.table and not Path(cfg.cohort.table).expanduser().is_file():
         missing.append(f"  cohort.table: file not found: {cfg.cohort.table}")
-    if cfg.pretrain.encoder and not (Path(cfg.pretrain.encoder).expanduser() / "config.json").is_file():
-        missing.append(f"  pretrain.encoder: not an encoder dir (no config.json): {cfg.pretrain.encoder}")
+    if cfg.pretrain.encoder and not _is_encoder(cfg.pretrain.encoder):
+        missing.append(f"  pretrain.encoder: not an encoder dir (no config.json) nor a preset "
+                       f"(wsi-ssl encoders list): {cfg.pretrain.encoder}")
     if missing:
         raise ConfigError(f"invalid pipeline ({path}):\n" + "\n".join(missing))
     return cfg
+
+
+def _is_encoder(spec: str) -> bool:
+    from wsi_ssl.encoders.registry import is_preset
+
+    return is_preset(spec) or (Path(spec).expanduser() / "config.json").is_file()

@@ -124,30 +124,41 @@ def run_pretrain(p: Pipeline) -> None:
     call_stage(argv, "wsi-ssl pretrain")
 
 
+def _encoder_ready(p: Pipeline, kind: str) -> bool:
+    if kind == "pretrained" and p.layout.encoder_preset is not None:
+        return True  # a preset: its weights are checked when embed loads them
+    return (p.layout.encoder(kind) / "config.json").is_file()
+
+
 def check_encoders(p: Pipeline) -> tuple[bool, str]:
-    have = [k for k in p.kinds if (p.layout.encoder(k) / "config.json").is_file()]
+    have = [k for k in p.kinds if _encoder_ready(p, k)]
     return len(have) == len(p.kinds), f"encoders present: {', '.join(have) or 'none'}"
 
 
 def run_encoders(p: Pipeline) -> None:
-    if not (p.layout.encoder("pretrained") / "config.json").is_file():
+    if not _encoder_ready(p, "pretrained"):
         call_stage(["export", str(p.layout.pretrain), "--out", str(p.layout.encoder("pretrained")),
                     "--name", "pretrained"], "wsi-ssl export")
-    if "random" in p.kinds and not (p.layout.encoder("random") / "config.json").is_file():
-        write_random_encoder(p.layout.encoder("pretrained"), p.layout.encoder("random"))
+    if "random" in p.kinds and not _encoder_ready(p, "random"):
+        write_random_encoder(p.layout.encoder_spec("pretrained"), p.layout.encoder("random"))
 
 
-def write_random_encoder(pretrained: Path, out: Path, seed: int = 0) -> None:
-    """The baseline: the pretrained encoder's architecture, kwargs and preprocessing, random weights."""
-    import timm
+def write_random_encoder(pretrained: str | Path, out: Path, seed: int = 0) -> None:
+    """The baseline: the pretrained encoder's (or preset's) architecture, kwargs, preprocessing and
+    pooling, with random weights."""
     import torch
 
-    from wsi_ssl.stores.encoder_dir import read_encoder_config, save_encoder
+    from wsi_ssl.encoders.builders import backbone_from_config
+    from wsi_ssl.encoders.load import peek_config
+    from wsi_ssl.stores.encoder_dir import save_encoder
 
-    config = read_encoder_config(pretrained)
+    config = peek_config(pretrained)
+    if config is None:
+        raise ValueError(f"{pretrained}: not an encoder dir or preset")
     torch.manual_seed(seed)
-    model = timm.create_model(config.arch, pretrained=False, num_classes=0, **config.model_kwargs)
-    random_config = config.model_copy(update={"method": "random", "steps": 0, "name": "random", "sha256": ""})
+    model = backbone_from_config(config)
+    random_config = config.model_copy(update={"method": "random", "steps": 0, "name": "random", "sha256": "",
+                                              "preset": "", "revision": "", "init_from": ""})
     save_encoder(model.eval(), out, random_config)
 
 
@@ -159,7 +170,7 @@ def check_embed(p: Pipeline) -> tuple[bool, str]:
 
 def run_embed(p: Pipeline) -> None:
     for kind in p.kinds:
-        call_stage(["embed", "--tiles", str(p.layout.tiles), "--encoder", str(p.layout.encoder(kind)),
+        call_stage(["embed", "--tiles", str(p.layout.tiles), "--encoder", p.layout.encoder_spec(kind),
                     "--out", str(p.layout.features(kind)), *p.cfg.embed.argv(p.config_path(p.cfg.embed))],
                    f"wsi-ssl embed ({kind} encoder)")
 

@@ -29,8 +29,10 @@ def register(subparsers: Any) -> None:
         "so rerunning the same command resumes an interrupted run.",
     )
     p.add_argument("--tiles", help="folder of tile stores (<slide_id>.zarr)")
-    p.add_argument("--encoder", help="encoder dir (model.safetensors + config.json) or a timm model name")
-    p.add_argument("--encoder-weights", dest="encoder_weights", help="local weights file for a timm model name")
+    p.add_argument("--encoder", help="encoder dir (model.safetensors + config.json), a preset (wsi-ssl encoders list) "
+                   "or a timm model name")
+    p.add_argument("--encoder-weights", dest="encoder_weights",
+                   help="local weights file or folder for a preset (default: the Hugging Face cache) or a timm model name")
     p.add_argument("--out", help="output folder of feature files")
     p.add_argument("--config", help="YAML config (see configs/embed/default.yaml)")
     p.add_argument("--set", dest="overrides", action="append", metavar="KEY=VALUE", help="override a config key")

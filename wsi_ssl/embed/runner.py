@@ -27,7 +27,8 @@ from wsi_ssl.embed.plan import Plan, SlideJob, assign_to_rank, plan_slides
 from wsi_ssl.embed.preprocess import Preprocess
 from wsi_ssl.embed.writers import SlideWriters
 from wsi_ssl.shard import parse_shard
-from wsi_ssl.stores.encoder_dir import EncoderConfig, EncoderError, load_encoder, read_encoder_config
+from wsi_ssl.encoders.load import encoder_kind, load_encoder
+from wsi_ssl.stores.encoder_dir import EncoderConfig, read_encoder_config
 
 log = logging.getLogger(__name__)
 _AUTOCAST = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -158,13 +159,10 @@ def run_embed(cfg: EmbedConfig) -> EmbedSummary:
         torch.set_num_threads(_cpu_threads(cfg.threads))
 
     # An encoder dir's config.json says all the plan and the workers need, so the workers start
-    # decoding while the weights load; a timm name must be built first to know its input size.
-    if not Path(encoder_spec).is_dir() and cfg.encoder_weights is None:  # fail before building anything
-        raise EncoderError(
-            f"encoder {encoder_spec!r} is not an encoder directory; as a timm model name it needs a local weights "
-            "file (--encoder-weights PATH), since weights are never downloaded"
-        )
-    enc = read_encoder_config(encoder_spec) if Path(encoder_spec).is_dir() else None
+    # decoding while the weights load. A preset's weights must be found (and hashed) first, since
+    # the plan refuses feature files another encoder wrote; a timm name must be built to know its
+    # input size.
+    enc = read_encoder_config(encoder_spec) if encoder_kind(encoder_spec) == "dir" else None
     model = None
     if enc is None:
         model, enc = load_encoder(encoder_spec, cfg.encoder_weights)

@@ -63,9 +63,13 @@ def cohort_section(p: Pipeline) -> Section:
 
 def pretraining_section(p: Pipeline) -> Section:
     if p.cfg.pretrain.encoder:
-        enc = _json(Path(p.cfg.pretrain.encoder) / "config.json")
+        from wsi_ssl.encoders.load import peek_config
+
+        config = peek_config(p.layout.encoder_spec("pretrained"))
+        enc = config.model_dump() if config is not None else {}
+        what = f"preset from {enc.get('source')}" if enc.get("preset") else f"method {enc.get('method', '?')}"
         body = f"<p>No pretraining in this run: the existing encoder <code>{esc(p.cfg.pretrain.encoder)}</code> " \
-               f"({esc(enc.get('arch', '?'))}, method {esc(enc.get('method', '?'))}) was used.</p>"
+               f"({esc(enc.get('arch', '?'))}, {esc(what)}) was used.</p>"
         return Section("pretraining", "Pretraining", body)
     summary = _json(p.layout.pretrain / "summary.json")
     first, last = summary.get("monitor_first", {}), summary.get("monitor_last", {})

@@ -20,7 +20,8 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from wsi_ssl.serve.errors import ApiError
-from wsi_ssl.stores.encoder_dir import EncoderConfig, load_encoder
+from wsi_ssl.encoders.load import load_encoder
+from wsi_ssl.stores.encoder_dir import EncoderConfig
 
 ACCEPTED_FORMATS = ("PNG", "JPEG")
 

@@ -45,6 +45,12 @@ class EncoderConfig(BaseModel):
     steps: int = 0
     sha256: str = ""
     name: str = ""
+    builder: str = "timm"  # timm, or transformers for a zoo preset published in that format
+    pooling: str | None = None  # a name in wsi_ssl.encoders.pooling; None = the timm model's own head
+    preset: str = ""  # the zoo preset these weights are (wsi-ssl encoders list), if any
+    revision: str = ""  # the preset's Hub commit the weights came from
+    source: str = ""  # the preset's Hub repository
+    init_from: str = ""  # what pretraining started from (a preset name or a weights file), if not random
 
 
 def sha256_file(path: str | Path) -> str:
@@ -81,7 +87,7 @@ def read_encoder_config(encoder_dir: str | Path) -> EncoderConfig:
         raise EncoderError(f"{path}: not a valid encoder config: {exc}") from None
 
 
-def _read_state_dict(weights: Path) -> dict[str, Any]:
+def read_state_dict(weights: Path) -> dict[str, Any]:
     import torch
 
     if weights.suffix == ".safetensors":
@@ -95,18 +101,22 @@ def _read_state_dict(weights: Path) -> dict[str, Any]:
     return state
 
 
-def _build(config: EncoderConfig, skip_init: bool = False) -> Any:
+def build_timm_model(config: EncoderConfig, skip_init: bool = False) -> Any:
+    """The timm backbone a config describes, random weights (``num_classes=0``: no classifier)."""
     import timm
 
+    from wsi_ssl.encoders.timm_layers import resolve_timm_kwargs
+
+    kwargs = resolve_timm_kwargs(config.model_kwargs)
     if skip_init and "weight_init" not in config.model_kwargs:
         # Weights are loaded over the model right after, and timm's random init of a ViT costs
         # seconds on a CPU (3-5 s for ViT-S here, 0.3 s without): ViT-family models can skip it.
         try:
-            return timm.create_model(config.arch, pretrained=False, num_classes=0, weight_init="skip", **config.model_kwargs)
+            return timm.create_model(config.arch, pretrained=False, num_classes=0, weight_init="skip", **kwargs)
         except TypeError:
             pass  # this architecture has no weight_init switch: build it the ordinary way
     try:
-        return timm.create_model(config.arch, pretrained=False, num_classes=0, **config.model_kwargs)
+        return timm.create_model(config.arch, pretrained=False, num_classes=0, **kwargs)
     except Exception as exc:  # timm raises RuntimeError/TypeError for unknown names or kwargs
         raise EncoderError(f"timm cannot build {config.arch!r} with {config.model_kwargs}: {exc}") from None
 
@@ -128,12 +138,14 @@ def load_encoder(
             raise EncoderError(f"{path}: no {WEIGHTS_NAME}")
         if verify and config.sha256 and sha256_file(weights_path) != config.sha256:
             raise EncoderError(f"{weights_path}: sha256 does not match config.json; the weights were changed or truncated")
-        model = _build(config, skip_init=True)
-        _load_into(model, _read_state_dict(weights_path), weights_path)
-        return model.eval(), config
+        from wsi_ssl.encoders.builders import backbone_from_config, encoder_from_config
+
+        model = build_timm_model(config, skip_init=True) if config.builder == "timm" else backbone_from_config(config)
+        _load_into(model, read_state_dict(weights_path), weights_path)
+        return encoder_from_config(config, model).eval(), config
     model_name = str(spec)
     base = EncoderConfig(arch=model_name, embed_dim=0, method="timm", name=model_name)
-    model = _build(base, skip_init=weights is not None and str(weights) != "random")
+    model = build_timm_model(base, skip_init=weights is not None and str(weights) != "random")
     pcfg = getattr(model, "pretrained_cfg", {}) or {}
     input_size = pcfg.get("input_size", (3, 224, 224))[-1]
     config = base.model_copy(
@@ -153,7 +165,7 @@ def load_encoder(
         wpath = Path(weights)
         if not wpath.is_file():
             raise EncoderError(f"weights file not found: {wpath}")
-        _load_into(model, _read_state_dict(wpath), wpath)
+        _load_into(model, read_state_dict(wpath), wpath)
         config = config.model_copy(update={"sha256": sha256_file(wpath), "method": "timm"})
     else:
         config = config.model_copy(update={"method": "random"})
@@ -169,3 +181,4 @@ def _load_into(model: Any, state: dict[str, Any], source: Path) -> None:
             f"{source}: weights do not fit the architecture: missing {missing[:5]}{'...' if len(missing) > 5 else ''}, "
             f"unexpected {unexpected[:5]}{'...' if len(unexpected) > 5 else ''}"
         )
+
