@@ -57,3 +57,22 @@ def write_hf_snapshot(cache: Path, repo_id: str, files: dict[str, Any], revision
         (repo / "refs").mkdir(exist_ok=True)
         (repo / "refs" / ref).write_text(revision)
     return snap
+
+
+def write_tile_store(folder: Path, slide_id: str, n: int, tile_size: int = 64, mpp: float = 0.5, seed: int = 0) -> Any:
+    """A complete tile store (Contract 1) of ``n`` random tiles; returns the uint8 tiles [n, T, T, 3]."""
+    import numpy as np
+
+    from wsi_ssl.stores.tile_store import TileArraysSpec, create_tile_arrays, mark_complete, store_path, write_tiles
+
+    rng = np.random.default_rng(seed)
+    tiles = rng.integers(0, 256, size=(n, tile_size, tile_size, 3), dtype=np.uint8)
+    coords = np.stack([np.arange(n) * tile_size, np.zeros(n)], axis=1).astype(np.int64)
+    path = store_path(folder, slide_id)
+    attrs = {"slide_id": slide_id, "source_path": f"/slides/{slide_id}.svs", "backend": "test", "mpp": mpp,
+             "slide_mpp": mpp, "level": 0, "downsample": 1.0, "tile_size": tile_size, "stride": tile_size}
+    spec = TileArraysSpec(n, tile_size, shard_tiles=max(n, 1), codec="png")  # lossless: exact pixels back
+    create_tile_arrays(path, spec, coords, np.ones(n, np.float32), attrs)
+    write_tiles(path, 0, tiles)
+    mark_complete(path)
+    return tiles
