@@ -15,12 +15,15 @@ from wsi_ssl.config import StrictModel
 
 
 class BackboneConfig(StrictModel):
-    """A timm vision transformer, by name and keyword arguments."""
+    """A timm vision transformer, by name and keyword arguments, or a zoo preset to continue from."""
 
     arch: str = "vit_small_patch16_224"
     kwargs: dict[str, Any] = Field(default_factory=dict)  # passed to timm.create_model (img_size, depth, ...)
     weights: str | None = None  # local .safetensors/.pth to continue pretraining from; None = random init
     drop_path_rate: float = Field(0.1, ge=0.0, lt=1.0)
+    # A preset of the zoo (wsi-ssl encoders list) to start from: its architecture, weights (HF cache,
+    # or `weights` as their path) and normalisation replace arch, kwargs and augment.mean/std.
+    init: str | None = None
 
 
 class DataConfig(StrictModel):
@@ -141,6 +144,28 @@ class PretrainConfig(StrictModel):
     optim: OptimConfig = Field(default_factory=OptimConfig)
     trainer: TrainerConfig = Field(default_factory=TrainerConfig)
     monitor: MonitorConfig = Field(default_factory=MonitorConfig)
+
+    @model_validator(mode="after")
+    def _from_preset(self) -> "PretrainConfig":
+        """``backbone.init``: the preset's architecture and input statistics, so its weights see what they know."""
+        if not self.backbone.init:
+            return self
+        from wsi_ssl.encoders.registry import get_preset, preset_names
+
+        try:
+            preset = get_preset(self.backbone.init)
+        except KeyError:
+            raise ValueError(f"backbone.init: no encoder preset {self.backbone.init!r}; known: {', '.join(preset_names())}") from None
+        if preset.builder != "timm":
+            timm_ones = [n for n in preset_names() if get_preset(n).builder == "timm"]
+            raise ValueError(f"backbone.init: {preset.name} is not a timm model ({preset.builder}); continued pretraining "
+                             f"starts from a preset timm builds: {', '.join(timm_ones)}")
+        if "arch" in self.backbone.model_fields_set and self.backbone.arch != preset.arch:
+            raise ValueError(f"backbone.arch {self.backbone.arch!r} contradicts backbone.init={preset.name} ({preset.arch})")
+        # Assigned on the sections' dicts so validate_assignment does not re-enter this validator.
+        self.backbone.__dict__.update(arch=preset.arch, kwargs={**preset.kwargs, **self.backbone.kwargs})
+        self.augment.__dict__.update(mean=tuple(preset.mean), std=tuple(preset.std))
+        return self
 
     @model_validator(mode="after")
     def _check(self) -> "PretrainConfig":

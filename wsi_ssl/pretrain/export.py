@@ -35,12 +35,13 @@ def export_encoder(run_or_ckpt: str | Path, out_dir: str | Path, name: str = "")
     """Write the backbone of a checkpoint as an encoder dir; returns the written config."""
     import torch
 
-    from wsi_ssl.pretrain.heads import backbone_kwargs
+    from wsi_ssl.pretrain.heads import backbone_kwargs, init_record
     from wsi_ssl.pretrain.module import PretrainModule
 
     ckpt = find_checkpoint(run_or_ckpt)
     try:
-        module = PretrainModule.load_from_checkpoint(str(ckpt), map_location="cpu", weights_only=False)
+        module = PretrainModule.load_from_checkpoint(str(ckpt), map_location="cpu", weights_only=False,
+                                                     load_init_weights=False)
         step = int(torch.load(str(ckpt), map_location="cpu", weights_only=False).get("global_step", 0))
     except (RuntimeError, KeyError, EOFError) as exc:
         raise ValueError(f"{ckpt}: not a readable wsi-ssl pretrain checkpoint ({exc})") from None
@@ -57,6 +58,17 @@ def export_encoder(run_or_ckpt: str | Path, out_dir: str | Path, name: str = "")
         method=cfg.method,
         steps=step,
         name=name,
+        init_from=init_record(cfg.backbone),
+        pooling=_pooling_of(cfg.backbone.init),
         source_checkpoint=str(ckpt.resolve()),
     )
     return save_encoder(backbone, out_dir, config)
+
+
+def _pooling_of(preset_name: str | None) -> str | None:
+    """A continued preset keeps its published pooling (Virchow's class token ++ patch mean, say)."""
+    if not preset_name:
+        return None
+    from wsi_ssl.encoders.registry import get_preset
+
+    return get_preset(preset_name).pooling

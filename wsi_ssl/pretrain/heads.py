@@ -20,21 +20,57 @@ def build_backbone(cfg: BackboneConfig, load_weights: bool = True) -> nn.Module:
     """A timm ViT with no classifier; ``dynamic_img_size`` so local crops share the weights."""
     import timm
 
-    kwargs = backbone_kwargs(cfg)
+    from wsi_ssl.encoders.timm_layers import resolve_timm_kwargs
+
+    kwargs = resolve_timm_kwargs(backbone_kwargs(cfg))
     try:
         model = timm.create_model(cfg.arch, pretrained=False, num_classes=0, drop_path_rate=cfg.drop_path_rate, **kwargs)
     except Exception as exc:
         raise ValueError(f"backbone: timm cannot build {cfg.arch!r} with {kwargs}: {exc}") from None
-    if load_weights and cfg.weights:
+    if load_weights and cfg.init:
+        load_preset_weights(model, cfg.init, cfg.weights)
+    elif load_weights and cfg.weights:
         load_backbone_weights(model, cfg.weights)
     return model
 
 
 def backbone_kwargs(cfg: BackboneConfig) -> dict[str, Any]:
-    """The kwargs that rebuild the backbone (saved into the encoder dir, so export matches training)."""
+    """The kwargs that rebuild the backbone (saved into the encoder dir, so export matches training).
+
+    Multi-crop needs ``dynamic_img_size`` (local crops are smaller than global ones); it changes no
+    weight, so a preset built without it (H-optimus) is trained with it.
+    """
     kwargs = dict(cfg.kwargs)
+    if cfg.init:
+        kwargs["dynamic_img_size"] = True
     kwargs.setdefault("dynamic_img_size", True)
     return kwargs
+
+
+def load_preset_weights(model: nn.Module, name: str, path: str | None) -> None:
+    """A zoo preset's published weights (HF cache, or ``path``), loaded strictly as the zoo loads them."""
+    from wsi_ssl.encoders.builders import load_backbone_state, read_checkpoint
+    from wsi_ssl.encoders.registry import get_preset
+    from wsi_ssl.encoders.weights import find_weights
+
+    preset = get_preset(name)
+    source = find_weights(preset, path)
+    load_backbone_state(model, read_checkpoint(source), preset, ", ".join(str(f) for f in source.files))
+
+
+def init_record(cfg: BackboneConfig) -> str:
+    """What pretraining started from, for the encoder dir: ``preset@revision (sha256 ...)``, a file, or ''."""
+    if cfg.init:
+        from wsi_ssl.encoders.registry import get_preset
+        from wsi_ssl.encoders.weights import find_weights
+
+        preset = get_preset(cfg.init)
+        try:
+            source = find_weights(preset, cfg.weights)
+        except ValueError:  # weights gone since training: the name and pinned revision still say what it was
+            return f"{preset.name}@{preset.revision or 'unknown revision'}"
+        return f"{preset.name}@{source.revision or preset.revision or 'local file'} (sha256 {source.sha256()})"
+    return str(cfg.weights or "")
 
 
 def load_backbone_weights(model: nn.Module, path: str) -> None:

@@ -33,7 +33,9 @@ class NonFiniteLossError(RuntimeError):
 class PretrainModule(L.LightningModule):
     """Student/teacher (DINO) or encoder/decoder (MAE) around a timm ViT backbone."""
 
-    def __init__(self, config: dict[str, Any], tile_mpp: float | None = None) -> None:
+    def __init__(self, config: dict[str, Any], tile_mpp: float | None = None, load_init_weights: bool = True) -> None:
+        """``load_init_weights=False`` when a checkpoint's weights follow at once (export, resume): the
+        starting weights (``backbone.weights`` / ``backbone.init``) are then neither read nor needed."""
         super().__init__()
         # The checkpoint alone rebuilds the module and says at which MPP the tiles were.
         self.save_hyperparameters({"config": config, "tile_mpp": tile_mpp})
@@ -41,7 +43,7 @@ class PretrainModule(L.LightningModule):
         self._step_now = 0
         self.cfg = PretrainConfig.model_validate(config)
         cfg = self.cfg
-        self.student = build_backbone(cfg.backbone)
+        self.student = build_backbone(cfg.backbone, load_weights=load_init_weights)
         self.embed_dim = int(self.student.num_features)  # type: ignore[arg-type]
         self.batch_scale = 1.0  # total batch / 256, set at fit start for LR scaling
         if cfg.method == "dino":

@@ -84,6 +84,18 @@ def _segment(run_dir: Path) -> str:
     return f"v{n}"
 
 
+def _check_preset_mpp(cfg: PretrainConfig, tile_mpp: float | None) -> None:
+    """Continuing a preset on tiles at another magnification than it learnt is allowed, but said."""
+    if not cfg.backbone.init or tile_mpp is None:
+        return
+    from wsi_ssl.encoders.registry import get_preset
+
+    preset_mpp = get_preset(cfg.backbone.init).mpp
+    if preset_mpp and abs(tile_mpp - preset_mpp) / preset_mpp > 0.10:
+        log.warning("backbone.init=%s was trained at %.3g um/px but these tiles are at %.3g um/px; continued "
+                    "pretraining will shift it to the new scale", cfg.backbone.init, preset_mpp, tile_mpp)
+
+
 def run_pretrain(cfg: PretrainConfig, tiles: Sequence[str], out: str | Path, resume: bool = False) -> Path:
     """Train as configured; returns the run dir. Raises NonFiniteLossError if the loss diverges."""
     import lightning as L
@@ -122,7 +134,9 @@ def run_pretrain(cfg: PretrainConfig, tiles: Sequence[str], out: str | Path, res
 
     run_dir.mkdir(parents=True, exist_ok=True)
     dump_config(cfg, run_dir / "config.yaml")
-    module = PretrainModule(cfg.model_dump(mode="json"), tile_mpp=index.mpp)
+    _check_preset_mpp(cfg, index.mpp)
+    # A resumed run's weights come from its checkpoint: the starting weights are not read again.
+    module = PretrainModule(cfg.model_dump(mode="json"), tile_mpp=index.mpp, load_init_weights=not resume)
     data = PretrainDataModule(TileDataset(index, train_pos), cfg.data.batch_size, cfg.data.num_workers, cfg.data.seed)
     monitor = MonitorCallback(holdout_images, Embedder(cfg.crops.global_size, cfg.augment.mean, cfg.augment.std),
                               cfg.trainer.val_every, knn_sets, cfg.monitor.knn.k)
