@@ -131,3 +131,30 @@ def test_resume_retrains_a_fold_whose_config_changed(tmp_path: Path, make_cohort
     stamp = weights.stat().st_mtime_ns
     _train(tmp_path, df, feats, "--set", "aggregator.kind=mean", "--set", "eval.plots=false", "--set", "train.weight_decay=0.5")
     assert weights.stat().st_mtime_ns != stamp
+
+
+def test_features_of_two_encoders_are_never_mixed(tmp_path: Path, make_cohort, capsys) -> None:  # type: ignore[no-untyped-def]
+    """Same width, different weights (UNI and Phikon-v2 are both 1024-d): refused, in train and in predict."""
+    import h5py
+
+    feats, df = make_cohort(tmp_path, n_patients=12)
+    for sid in df["slide_id"]:
+        with h5py.File(feats / f"{sid}.h5", "a") as f:
+            f.attrs["encoder"], f.attrs["encoder_sha256"] = "uni", "a" * 64
+    run = _train(tmp_path, df, feats, "--config", str(CONFIGS / "abmil_biomarker.yaml"), "--set", "task.label_column=label")
+    assert json.loads((run / "model.json").read_text())["encoder"]["encoder_sha256"] == "a" * 64
+
+    other = df["slide_id"].iloc[3]
+    with h5py.File(feats / f"{other}.h5", "a") as f:
+        f.attrs["encoder"], f.attrs["encoder_sha256"] = "phikon-v2", "b" * 64
+    table = tmp_path / "slides.csv"
+    args = ["mil", "train", "--features", str(feats), "--slides", str(table), "--out", str(tmp_path / "run2"),
+            "--folds", "3", *FAST, "--config", str(CONFIGS / "abmil_biomarker.yaml"), "--set", "task.label_column=label"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert f"{other}: embedded by phikon-v2" in err and "uni (weights sha256 aaaaaaaaaaaa)" in err
+    one = tmp_path / "one.csv"
+    df[df["slide_id"] == other].to_csv(one, index=False)
+    assert main(["mil", "predict", "--model", str(run), "--features", str(feats), "--slides", str(one),
+                 "--out", str(tmp_path / "p.csv")]) == 2
+    assert "but the model by uni" in capsys.readouterr().err

@@ -17,7 +17,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-from wsi_ssl.stores.features import FeatureFileError, feature_path, read_features
+from wsi_ssl.stores.features import (
+    FeatureFileError,
+    describe_encoder,
+    encoder_identity,
+    encoders_differ,
+    feature_path,
+    read_features,
+)
 
 
 @dataclass
@@ -79,16 +86,20 @@ def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
     return t.to(device, non_blocking=True)
 
 
-def load_bags(df: pd.DataFrame, features_dir: str | Path, targets: np.ndarray, group_by: str = "patient") -> list[Bag]:
+def load_bags(df: pd.DataFrame, features_dir: str | Path, targets: np.ndarray, group_by: str = "patient",
+              encoder: dict[str, str] | None = None) -> list[Bag]:
     """Read each slide's features once and group them into bags (in table order).
 
     ``targets`` is row-aligned with ``df``; slides of one patient share a target (checked by
-    the table validation), so the first row's target stands for the bag.
+    the table validation), so the first row's target stands for the bag. Every file must come
+    from one encoder (``encoder``, a model's, when given): two encoders of the same width, UNI
+    and Phikon-v2 say, would otherwise mix silently.
     """
     df = df.reset_index(drop=True)
     keys = df["patient_id"] if group_by == "patient" else df["slide_id"]
     bags: list[Bag] = []
     dim: int | None = None
+    first: tuple[str, dict[str, str]] | None = ("the model", encoder) if encoder else None
     for key, rows in df.groupby(keys, sort=False).groups.items():
         feats, coords, index, slide_ids = [], [], [], []
         for j, row in enumerate(rows):
@@ -97,6 +108,13 @@ def load_bags(df: pd.DataFrame, features_dir: str | Path, targets: np.ndarray, g
             if dim is not None and ff.dim != dim:
                 raise FeatureFileError(f"{sid}: features have dimension {ff.dim}, other slides have {dim}")
             dim = ff.dim
+            ident = encoder_identity(ff.attrs)
+            if first is None:
+                first = (f"slide {sid}", ident)
+            elif encoders_differ(first[1], ident):
+                raise FeatureFileError(
+                    f"{sid}: embedded by {describe_encoder(ident)}, but {first[0]} by {describe_encoder(first[1])}; "
+                    "features of different encoders cannot be mixed (embed every slide with one encoder)")
             feats.append(ff.features)
             coords.append(ff.coords)
             index.append(np.full(len(ff), j, dtype=np.int32))

@@ -20,7 +20,7 @@ from wsi_ssl.mil.config import MilConfig
 from wsi_ssl.mil.cv import CVResult, run_cv
 from wsi_ssl.mil.model import model_meta
 from wsi_ssl.mil.table import class_names, read_slide_table, target_array, validate_slide_table
-from wsi_ssl.stores.features import feature_path, read_feature_attrs
+from wsi_ssl.stores.features import encoder_identity, feature_path, read_feature_attrs
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +108,8 @@ def train_run(cfg: MilConfig, features_dir: str | Path, slides_csv: str | Path, 
     log.info("%d bags (%d test), %d-d features, task %s, aggregator %s", len(bags), len(test_bags), dim, task.kind, cfg.aggregator.kind)
     meta = model_meta(dim, cfg.aggregator, task.kind, classes, task.survival_loss, task.n_bins)
     meta["group_by"] = cfg.data.group_by
+    # Which encoder made the features, so `mil predict` refuses features of another one.
+    meta["encoder"] = encoder_identity(read_feature_attrs(feature_path(features_dir, bags[0].slide_ids[0])))
     out_dir.mkdir(parents=True, exist_ok=True)
     dump_config(cfg, out_dir / "config.yaml")
     result = run_cv(cfg, meta, bags, out_dir, test_bags, predefined)

@@ -65,7 +65,7 @@ def predict_run(model_dir: str | Path, features_dir: str | Path, out_csv: str | 
     times = np.asarray(meta["eval_times"]) if meta.get("eval_times") else None
     frames = []
     for chunk in bag_chunks(df, group_by, max_bags_in_memory):
-        bags = load_bags(chunk, features_dir, np.empty((len(chunk), 0)), group_by)
+        bags = load_bags(chunk, features_dir, np.empty((len(chunk), 0)), group_by, encoder=meta.get("encoder"))
         dim = bags[0].features.shape[1]
         if dim != meta["input_dim"]:
             raise SlideTableError(f"features in {features_dir} are {dim}-d but the model at {model_dir} expects {meta['input_dim']}-d (a different encoder?)")

@@ -52,6 +52,33 @@ def _plain(value: Any) -> Any:
     return value
 
 
+ENCODER_KEYS = ("encoder", "encoder_sha256", "encoder_preset", "encoder_revision")
+
+
+def encoder_identity(attrs: dict[str, Any]) -> dict[str, str]:
+    """Which encoder wrote a feature file: its name, weights sha256, and zoo preset and revision if any."""
+    return {k: str(attrs.get(k) or "") for k in ENCODER_KEYS}
+
+
+def encoders_differ(a: dict[str, str], b: dict[str, str]) -> bool:
+    """True when two feature files are known to come from different encoders.
+
+    The weights' sha256 decides when both record it; otherwise the encoder names, when both do.
+    Files from other tools (CLAM, TRIDENT) that record neither are not refused.
+    """
+    if a.get("encoder_sha256") and b.get("encoder_sha256"):
+        return a["encoder_sha256"] != b["encoder_sha256"]
+    if a.get("encoder") and b.get("encoder"):
+        return a["encoder"] != b["encoder"]
+    return False
+
+
+def describe_encoder(identity: dict[str, str]) -> str:
+    name = identity.get("encoder") or "an unnamed encoder"
+    sha = identity.get("encoder_sha256")
+    return f"{name} (weights sha256 {sha[:12]})" if sha else name
+
+
 def read_feature_attrs(path: str | Path) -> dict[str, Any]:
     with h5py.File(path, "r") as f:
         return {k: _plain(v) for k, v in f.attrs.items()}
