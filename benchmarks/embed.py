@@ -9,6 +9,11 @@ the mean of the bare runs either side of it, so load from other processes drifti
 hits both alike; the last line is the median ratio (1.0 = loading and writing cost nothing).
 
     nice -n 10 .venv/bin/python benchmarks/embed.py --model vit_small_patch16_224 --tiles 192
+    nice -n 10 .venv/bin/python benchmarks/embed.py --model kaiko-vitb16 --tiles 96   # any zoo preset
+
+``--model`` is a timm name (saved as an encoder dir) or a zoo preset (``wsi-ssl encoders list``):
+a preset gets random weights written in its upstream layout into a temporary Hugging Face cache,
+and ``embed --encoder PRESET`` finds them there offline, as it would the published weights.
 
 Tiles are real H&E (../shared/data/patches, flipped/rotated/shifted into ``--tiles`` distinct
 tiles) when present, else smooth synthetic colour noise; the store's codec is JPEG q90 as
@@ -19,6 +24,7 @@ it is printed separately once.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -51,19 +57,42 @@ def source_tiles(n: int, size: int, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
-def write_stores(folder: Path, tiles: np.ndarray, n_slides: int) -> None:
+def write_stores(folder: Path, tiles: np.ndarray, n_slides: int, mpp: float = 0.5) -> None:
     from wsi_ssl.stores.tile_store import TileArraysSpec, create_tile_arrays, mark_complete, store_path, write_tiles
 
     for s, part in enumerate(np.array_split(tiles, n_slides)):
         path = store_path(folder, f"slide{s:02d}")
         n, t = len(part), part.shape[1]
         coords = np.stack([np.arange(n) * t, np.zeros(n)], 1).astype(np.int64)
-        attrs = {"slide_id": path.stem, "source_path": "bench", "backend": "bench", "mpp": 0.5, "slide_mpp": 0.25,
+        attrs = {"slide_id": path.stem, "source_path": "bench", "backend": "bench", "mpp": mpp, "slide_mpp": mpp / 2,
                  "level": 0, "downsample": 2.0, "tile_size": t, "stride": t}
         create_tile_arrays(path, TileArraysSpec(n, t, shard_tiles=64), coords, np.ones(n, np.float32), attrs)
         for start in range(0, n, 64):
             write_tiles(path, start, part[start : start + 64])
         mark_complete(path)
+
+
+def random_preset(name: str, cache: Path) -> None:
+    """Random weights for preset ``name``, laid out in ``cache`` as ``hf download`` lays the real ones."""
+    import torch
+    from safetensors.torch import save_file
+
+    from wsi_ssl.encoders.builders import build_backbone
+    from wsi_ssl.encoders.registry import get_preset
+
+    preset = get_preset(name)
+    snap = cache / f"models--{preset.repo_id.replace('/', '--')}" / "snapshots" / (preset.revision or "0" * 40)
+    snap.mkdir(parents=True)
+    backbone = build_backbone(preset)
+    if preset.builder == "transformers":
+        backbone.save_pretrained(str(snap))  # type: ignore[operator]
+        return
+    state = {k: v.contiguous() for k, v in backbone.state_dict().items()}
+    file = snap / preset.weights_files[0]
+    if file.suffix == ".safetensors":
+        save_file(state, str(file))
+    else:
+        torch.save(state, file)
 
 
 def bare_forward(model: object, x: "torch.Tensor", batch: int) -> float:  # noqa: F821
@@ -103,7 +132,7 @@ def args_slides(argv: list[str]) -> int:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="vit_small_patch16_224", help="timm ViT, random weights")
+    ap.add_argument("--model", default="vit_small_patch16_224", help="timm ViT or zoo preset, random weights")
     ap.add_argument("--tiles", type=int, default=192)
     ap.add_argument("--slides", type=int, default=3)
     ap.add_argument("--tile-size", type=int, default=224)
@@ -119,7 +148,9 @@ def main() -> None:
 
     from wsi_ssl.embed.preprocess import Preprocess
     from wsi_ssl.embed.runner import _cpu_threads
-    from wsi_ssl.stores.encoder_dir import EncoderConfig, load_encoder, save_encoder
+    from wsi_ssl.encoders.load import load_encoder
+    from wsi_ssl.encoders.registry import is_preset
+    from wsi_ssl.stores.encoder_dir import EncoderConfig, save_encoder
     from wsi_ssl.stores.tile_store import TileStore, find_tile_stores
 
     import lightning.fabric  # noqa: F401  (imported by the command; counted here, not in its time)
@@ -130,13 +161,20 @@ def main() -> None:
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory(prefix="embed-bench-") as tmp_name:
         tmp = Path(tmp_name)
-        write_stores(tmp / "tiles", source_tiles(args.tiles, args.tile_size, rng), args.slides)
-        model = timm.create_model(args.model, pretrained=False, num_classes=0).eval()
-        pcfg = model.pretrained_cfg
-        cfg = EncoderConfig(arch=args.model, embed_dim=model.num_features, input_size=pcfg["input_size"][-1],
-                            mean=pcfg["mean"], std=pcfg["std"], mpp=0.5, method="random")
-        save_encoder(model, tmp / "encoder", cfg)
-        model, cfg = load_encoder(tmp / "encoder")
+        if is_preset(args.model):
+            os.environ["HF_HOME"], os.environ["HF_HUB_OFFLINE"] = str(tmp / "hf"), "1"
+            os.environ.pop("HF_HUB_CACHE", None)
+            random_preset(args.model, tmp / "hf" / "hub")
+            encoder = args.model
+        else:
+            model = timm.create_model(args.model, pretrained=False, num_classes=0).eval()
+            pcfg = model.pretrained_cfg
+            cfg = EncoderConfig(arch=args.model, embed_dim=model.num_features, input_size=pcfg["input_size"][-1],
+                                mean=pcfg["mean"], std=pcfg["std"], mpp=0.5, method="random")
+            save_encoder(model, tmp / "encoder", cfg)
+            encoder = str(tmp / "encoder")
+        model, cfg = load_encoder(encoder)
+        write_stores(tmp / "tiles", source_tiles(args.tiles, args.tile_size, rng), args.slides, cfg.mpp or 0.5)
         pre = Preprocess.from_encoder_config(cfg)
         stores = [TileStore(p) for p in find_tile_stores(tmp / "tiles")]
         x = torch.cat([pre(torch.from_numpy(s.tiles())) for s in stores])  # decoded, preprocessed, in memory
@@ -149,7 +187,7 @@ def main() -> None:
         ratios, loop_ratios = [], []
         for r in range(args.repeats):
             wall, loop = embed_run([
-                "--tiles", str(tmp / "tiles"), "--encoder", str(tmp / "encoder"), "--out", str(tmp / f"out{r}"),
+                "--tiles", str(tmp / "tiles"), "--encoder", encoder, "--out", str(tmp / f"out{r}"),
                 "--batch-size", str(args.batch_size), "--workers", str(args.workers), "--device", "cpu",
                 "--threads", str(threads), "--no-progress",
             ])
