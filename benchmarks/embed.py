@@ -24,6 +24,7 @@ it is printed separately once.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import statistics
 import sys
@@ -86,13 +87,20 @@ def random_preset(name: str, cache: Path) -> None:
     backbone = build_backbone(preset)
     if preset.builder == "transformers":
         backbone.save_pretrained(str(snap))  # type: ignore[operator]
-        return
-    state = {k: v.contiguous() for k, v in backbone.state_dict().items()}
-    file = snap / preset.weights_files[0]
-    if file.suffix == ".safetensors":
-        save_file(state, str(file))
     else:
-        torch.save(state, file)
+        state = {k: v.contiguous() for k, v in backbone.state_dict().items()}
+        file = snap / preset.weights_files[0]
+        if file.suffix == ".safetensors":
+            save_file(state, str(file))
+        else:
+            torch.save(state, file)
+    # As hf download leaves them: each file a link to blobs/<sha256 of its bytes>.
+    blobs = snap.parents[1] / "blobs"
+    blobs.mkdir()
+    for file in list(snap.iterdir()):
+        digest = hashlib.sha256(file.read_bytes()).hexdigest()
+        file.rename(blobs / digest)
+        file.symlink_to(blobs / digest)
 
 
 def bare_forward(model: object, x: "torch.Tensor", batch: int) -> float:  # noqa: F821

@@ -99,3 +99,21 @@ def test_explicit_file_and_folder(tmp_path: Path, cache: Path) -> None:
     empty.mkdir()
     with pytest.raises(WeightsNotFound, match="no weights file"):
         find_weights(preset, empty)
+
+
+def test_a_cached_blob_is_identified_by_its_lfs_name_without_reading(cache: Path) -> None:
+    """hf download stores snapshots/<rev>/FILE as a link to blobs/<sha256 of the bytes>."""
+    import hashlib
+
+    preset = get_preset("virchow")
+    snap = write_hf_snapshot(cache, preset.repo_id, {}, revision=preset.revision or "0" * 40)
+    data = b"weights" * 1000
+    digest = hashlib.sha256(data).hexdigest()
+    blob = cache / f"models--{preset.repo_id.replace('/', '--')}" / "blobs" / digest
+    blob.parent.mkdir()
+    blob.write_bytes(data)
+    (snap / "model.safetensors").symlink_to(blob)
+    source = find_weights(preset)
+    assert source.sha256() == digest
+    blob.write_bytes(b"tampered")  # the name is trusted, as huggingface_hub trusts it
+    assert source.sha256() == digest

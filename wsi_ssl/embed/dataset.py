@@ -114,9 +114,26 @@ class TileBatches(Dataset):
         return {"segments": segments, "tiles": batch, "errors": errors}
 
 
-def make_loader(dataset: TileBatches, workers: int, prefetch_factor: int, pin_memory: bool) -> DataLoader:
-    """In-order loader of whole batches (``batch_size=None``: the dataset already batches)."""
+def make_loader(dataset: TileBatches, workers: int, prefetch_factor: int, pin_memory: bool,
+                yield_cpu: bool = False) -> DataLoader:
+    """In-order loader of whole batches (``batch_size=None``: the dataset already batches).
+
+    ``yield_cpu`` (CPU runs, where the forward's threads use every core) lowers the workers'
+    scheduling priority: decoding then fills the gaps between the forward's parallel regions
+    instead of stalling one of its threads, which stalls them all until the straggler catches up.
+    """
     kwargs: dict[str, Any] = {}
     if workers > 0:
         kwargs.update(prefetch_factor=prefetch_factor, persistent_workers=False)
+        if yield_cpu:
+            kwargs.update(worker_init_fn=_lower_priority)
     return DataLoader(dataset, batch_size=None, shuffle=False, num_workers=workers, pin_memory=pin_memory, **kwargs)
+
+
+def _lower_priority(_worker_id: int) -> None:
+    import os
+
+    try:
+        os.nice(10)
+    except OSError:  # not permitted here: run at normal priority
+        pass

@@ -182,7 +182,8 @@ def run_embed(cfg: EmbedConfig) -> EmbedSummary:
     pre = Preprocess.from_encoder_config(enc)
     in_workers = cfg.preprocess_on == "worker" or (cfg.preprocess_on == "auto" and device.type == "cpu")
     dataset = TileBatches(jobs, cfg.batch_size, pre if in_workers else None)
-    batches = iter(make_loader(dataset, cfg.workers, cfg.prefetch_factor, pin_memory=device.type == "cuda"))
+    batches = iter(make_loader(dataset, cfg.workers, cfg.prefetch_factor, pin_memory=device.type == "cuda",
+                               yield_cpu=device.type == "cpu"))
     if model is None:
         model, enc = load_encoder(encoder_spec, cfg.encoder_weights)
     model = model.to(device).eval()

@@ -50,10 +50,15 @@ class Builder(Protocol):
 class TimmBuilder:
     """timm architectures; the checkpoint is the timm state dict (as timm's hub loader expects)."""
 
-    def build(self, preset: EncoderPreset, config_json: Path | None = None) -> nn.Module:
+    def build(self, preset: EncoderPreset, config_json: Path | None = None, skip_init: bool = False) -> nn.Module:
         import timm
 
         kwargs = resolve_timm_kwargs(preset.kwargs)
+        if skip_init:  # weights are loaded right after; a ViT-B's random init alone costs ~1 s on a CPU
+            try:
+                return timm.create_model(preset.arch, pretrained=False, num_classes=0, weight_init="skip", **kwargs)
+            except TypeError:
+                pass  # an architecture without the switch (Swin): built the ordinary way
         try:
             return timm.create_model(preset.arch, pretrained=False, num_classes=0, **kwargs)
         except Exception as exc:  # unknown arch or kwargs in this timm version
@@ -63,7 +68,7 @@ class TimmBuilder:
         return int(getattr(backbone, "num_prefix_tokens", 0))
 
     def load(self, preset: EncoderPreset, source: WeightsSource) -> nn.Module:
-        backbone = self.build(preset)
+        backbone = self.build(preset, skip_init=True)
         load_backbone_state(backbone, read_checkpoint(source), preset, ", ".join(str(f) for f in source.files))
         return backbone
 
@@ -71,7 +76,7 @@ class TimmBuilder:
 class ModuleBuilder(TimmBuilder):
     """A model class of our own (``arch`` = ``"package.module:Class"``) that pools by itself (CONCH v1.5)."""
 
-    def build(self, preset: EncoderPreset, config_json: Path | None = None) -> nn.Module:
+    def build(self, preset: EncoderPreset, config_json: Path | None = None, skip_init: bool = False) -> nn.Module:
         import importlib
 
         module_name, _, class_name = preset.arch.partition(":")

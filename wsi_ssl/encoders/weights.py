@@ -38,7 +38,15 @@ class WeightsSource:
     origin: str  # "hf-cache" or "path"
 
     def sha256(self) -> str:
-        """sha256 of the weight bytes, the shards in order (equal to the file's own hash when there is one)."""
+        """sha256 of the weight bytes, the shards in order (equal to the file's own hash when there is one).
+
+        A file in the Hugging Face cache is a link to ``blobs/<sha256>`` (the LFS object id, the
+        sha256 of its bytes), so a cached multi-GB checkpoint is identified without reading it.
+        """
+        if len(self.files) == 1:
+            blob = self.files[0].resolve().name
+            if self.files[0].is_symlink() and len(blob) == 64 and all(c in "0123456789abcdef" for c in blob):
+                return blob
         h = hashlib.sha256()
         for path in self.files:
             with open(path, "rb") as f:
