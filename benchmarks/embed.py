@@ -103,13 +103,23 @@ def random_preset(name: str, cache: Path) -> None:
         file.symlink_to(blobs / digest)
 
 
-def bare_forward(model: object, x: "torch.Tensor", batch: int) -> float:  # noqa: F821
+def bare_forward(model: object, x: "torch.Tensor", batch: int, device: str = "cpu", precision: str = "fp32") -> float:  # noqa: F821
+    """Tiles/s of the model alone: batches already decoded and preprocessed (on the device for a GPU)."""
+    import contextlib
+
     import torch
 
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    x = x.to(device)
+    cast = torch.autocast(device_type=torch.device(device).type, dtype=dtype) if dtype else contextlib.nullcontext()
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
     t0 = time.perf_counter()
-    with torch.inference_mode():
+    with torch.inference_mode(), cast:
         for start in range(0, len(x), batch):
             model(x[start : start + batch])  # type: ignore[operator]
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
     return len(x) / (time.perf_counter() - t0)
 
 
@@ -148,6 +158,8 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--threads", type=int, default=0, help="torch threads for both (0 = all cores)")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (the GPU figures)")
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
     args = ap.parse_args()
 
     t_import = time.perf_counter()
@@ -186,20 +198,23 @@ def main() -> None:
         pre = Preprocess.from_encoder_config(cfg)
         stores = [TileStore(p) for p in find_tile_stores(tmp / "tiles")]
         x = torch.cat([pre(torch.from_numpy(s.tiles())) for s in stores])  # decoded, preprocessed, in memory
-        bare_forward(model, x[: args.batch_size], args.batch_size)  # warm-up, for the baseline's benefit
-        print(f"{args.model}, {len(x)} tiles of {args.tile_size} px in {args.slides} stores, batch {args.batch_size}, "
+        model = model.to(args.device)
+        run = dict(device=args.device, precision=args.precision)
+        bare_forward(model, x[: args.batch_size], args.batch_size, **run)  # warm-up, for the baseline's benefit
+        print(f"{args.model} on {args.device} at {args.precision}, {len(x)} tiles of {args.tile_size} px in {args.slides} stores, batch {args.batch_size}, "
               f"{threads} torch threads, {args.workers} worker(s)")
         # bare, embed, bare, embed, ..., bare: each embed run is held against the mean of the bare
         # runs either side of it, so load from other processes drifting over time hits both alike.
-        bares = [bare_forward(model, x, args.batch_size)]
+        bares = [bare_forward(model, x, args.batch_size, **run)]
         ratios, loop_ratios = [], []
         for r in range(args.repeats):
             wall, loop = embed_run([
                 "--tiles", str(tmp / "tiles"), "--encoder", encoder, "--out", str(tmp / f"out{r}"),
-                "--batch-size", str(args.batch_size), "--workers", str(args.workers), "--device", "cpu",
+                "--batch-size", str(args.batch_size), "--workers", str(args.workers), "--device", args.device,
+                "--precision", args.precision,
                 "--threads", str(threads), "--no-progress",
             ])
-            bares.append(bare_forward(model, x, args.batch_size))
+            bares.append(bare_forward(model, x, args.batch_size, **run))
             bare = (bares[-2] + bares[-1]) / 2
             e2e, steady = len(x) / wall, len(x) / loop
             ratios.append(e2e / bare)

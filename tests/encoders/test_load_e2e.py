@@ -154,3 +154,19 @@ def test_mpp_mismatch_is_refused_per_slide(offline: Path, kaiko_state, tmp_path:
     summary = run_embed(EmbedConfig(tiles=tmp_path / "tiles", encoder="kaiko-vits16", out=tmp_path / "features",
                                     workers=0, device="cpu", progress=False))
     assert not summary.ok and "trained at 0.5 um/px" in summary.failed["at10x"]
+
+
+def test_serve_tile_encoder_takes_a_preset(offline: Path, kaiko_state) -> None:
+    from PIL import Image
+
+    from wsi_ssl.serve.tile_encoder import TileEncoder
+
+    write_hf_snapshot(offline, get_preset("kaiko-vits16").repo_id, {"model.safetensors": kaiko_state})
+    encoder = TileEncoder.load("kaiko-vits16")
+    tile = Image.fromarray(np.random.default_rng(0).integers(0, 256, (224, 224, 3), dtype=np.uint8))
+    got = encoder.embed([tile])
+    model, cfg = load_encoder("kaiko-vits16")
+    x = (torch.from_numpy(np.asarray(tile)).permute(2, 0, 1)[None].float() / 255 - 0.5) / 0.5
+    with torch.inference_mode():
+        np.testing.assert_allclose(got, model(x).numpy(), rtol=0, atol=1e-5)
+    assert encoder.name == "kaiko-vits16" and encoder.config.sha256 == cfg.sha256

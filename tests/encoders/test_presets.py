@@ -85,3 +85,26 @@ def test_every_preset_has_a_manifest_and_sources() -> None:
         assert all(preset.sources[k] for k in ("params", "embed_dim", "mpp", "pooling", "mean_std"))
         assert len(preset.mean) == 3 and len(preset.std) == 3
         assert "/" in preset.repo_id
+
+
+def test_without_transformers_the_message_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from wsi_ssl.stores.encoder_dir import EncoderError
+
+    monkeypatch.setitem(sys.modules, "transformers", None)  # as if not installed
+    with pytest.raises(EncoderError, match=r"pip install 'wsi_ssl\[transformers\]'"):
+        build_backbone(get_preset("phikon-v2"), "meta")
+
+
+def test_the_docs_table_lists_every_preset_as_recorded() -> None:
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "encoders.md").read_text()
+    for name in preset_names():
+        preset = get_preset(name)
+        row = next((line for line in doc.splitlines() if line.startswith(f"| `{name}` |")), None)
+        assert row is not None, f"docs/encoders.md has no row for {name}"
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert cells[6] == f"`{preset.pooling}`" and cells[7] == str(preset.embed_dim)
+        assert cells[4] == ("-" if preset.mpp is None else str(preset.mpp)) and cells[3] == str(preset.input_size)

@@ -50,7 +50,8 @@ class LimitsConfig(StrictModel):
 
 
 class EncoderSection(StrictModel):
-    """The encoder used by the embed endpoint: an encoder dir (Contract 2) or a timm name + weights."""
+    """The encoder used by the embed endpoint: an encoder dir (Contract 2), a zoo preset (weights from the
+    Hugging Face cache, or ``weights``), or a timm name + weights."""
 
     path: str
     weights: str | None = None
