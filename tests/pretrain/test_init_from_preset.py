@@ -44,9 +44,15 @@ def test_config_takes_the_presets_architecture_and_statistics() -> None:
     assert again.backbone == cfg.backbone and again.augment == cfg.augment
 
 
+def test_a_transformers_dinov2_preset_trains_as_its_timm_equivalent() -> None:
+    cfg = PretrainConfig.model_validate({**preset_config(), "backbone": {"init": "phikon-v2"}})
+    assert cfg.backbone.arch == "vit_large_patch16_224" and cfg.backbone.kwargs["init_values"] == 1e-5
+    assert cfg.augment.mean == get_preset("phikon-v2").mean
+
+
 @pytest.mark.parametrize("backbone, message", [
     ({"init": "no-such-model"}, "no encoder preset 'no-such-model'"),
-    ({"init": "phikon-v2"}, "not a timm model"),
+    ({"init": "phikon"}, "no timm equivalent"),
     ({"init": "kaiko-vits16", "arch": "vit_base_patch16_224"}, "contradicts backbone.init"),
 ])
 def test_bad_init_is_a_config_error(backbone: dict, message: str) -> None:

@@ -28,6 +28,8 @@ CHECKPOINT_FILTERS: dict[str, str] = {
     # Swin checkpoints of the original layout (downsample at a stage's end, attention-mask buffers),
     # as TransPath saved CTransPath; timm's own converter, a no-op on timm-layout checkpoints.
     "timm_swin": "timm.models.swin_transformer:checkpoint_filter_fn",
+    # DINOv2-family checkpoints in transformers' layout, as the timm model of the same computation.
+    "hf_dinov2_to_timm": "wsi_ssl.encoders.convert:dinov2_hf_to_timm",
 }
 
 

@@ -39,6 +39,9 @@ class EncoderPreset:
     std: tuple[float, float, float] = IMAGENET_STD
     weights_files: tuple[str, ...] = ("model.safetensors", "pytorch_model.bin")  # in order of preference
     checkpoint_filter: str | None = None  # name in builders.CHECKPOINT_FILTERS for an upstream key layout
+    # For a transformers preset: the timm model of the same computation, {"arch", "kwargs",
+    # "checkpoint_filter"}, which continued pretraining trains (see convert.py).
+    timm_equivalent: dict[str, Any] | None = None
     notes: str = ""
 
     def __post_init__(self) -> None:
@@ -47,6 +50,18 @@ class EncoderPreset:
         missing = {"params", "embed_dim", "mpp", "pooling", "mean_std"} - set(self.sources)
         if missing:
             raise ValueError(f"preset {self.name}: no source written for {sorted(missing)}")
+
+    def as_timm(self) -> "EncoderPreset":
+        """This preset as a timm model (itself, or its ``timm_equivalent``); ValueError if there is none."""
+        from dataclasses import replace
+
+        if self.builder == "timm":
+            return self
+        if self.timm_equivalent is None:
+            raise ValueError(f"{self.name} ({self.builder}) has no timm equivalent")
+        eq = self.timm_equivalent
+        return replace(self, builder="timm", arch=eq["arch"], kwargs=dict(eq["kwargs"]),
+                       checkpoint_filter=eq.get("checkpoint_filter"), timm_equivalent=None)
 
     @property
     def hf_download_command(self) -> str:

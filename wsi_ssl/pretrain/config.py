@@ -156,14 +156,16 @@ class PretrainConfig(StrictModel):
             preset = get_preset(self.backbone.init)
         except KeyError:
             raise ValueError(f"backbone.init: no encoder preset {self.backbone.init!r}; known: {', '.join(preset_names())}") from None
-        if preset.builder != "timm":
-            timm_ones = [n for n in preset_names() if get_preset(n).builder == "timm"]
-            raise ValueError(f"backbone.init: {preset.name} is not a timm model ({preset.builder}); continued pretraining "
-                             f"starts from a preset timm builds: {', '.join(timm_ones)}")
-        if "arch" in self.backbone.model_fields_set and self.backbone.arch != preset.arch:
-            raise ValueError(f"backbone.arch {self.backbone.arch!r} contradicts backbone.init={preset.name} ({preset.arch})")
+        try:
+            as_timm = preset.as_timm()  # a transformers DINOv2 preset trains as the same timm model
+        except ValueError:
+            timm_ones = [n for n in preset_names() if get_preset(n).builder == "timm" or get_preset(n).timm_equivalent]
+            raise ValueError(f"backbone.init: {preset.name} is not a timm model ({preset.builder}) and has no timm "
+                             f"equivalent; continued pretraining starts from one of: {', '.join(timm_ones)}") from None
+        if "arch" in self.backbone.model_fields_set and self.backbone.arch != as_timm.arch:
+            raise ValueError(f"backbone.arch {self.backbone.arch!r} contradicts backbone.init={preset.name} ({as_timm.arch})")
         # Assigned on the sections' dicts so validate_assignment does not re-enter this validator.
-        self.backbone.__dict__.update(arch=preset.arch, kwargs={**preset.kwargs, **self.backbone.kwargs})
+        self.backbone.__dict__.update(arch=as_timm.arch, kwargs={**as_timm.kwargs, **self.backbone.kwargs})
         self.augment.__dict__.update(mean=tuple(preset.mean), std=tuple(preset.std))
         return self
 

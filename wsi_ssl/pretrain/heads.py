@@ -55,7 +55,8 @@ def load_preset_weights(model: nn.Module, name: str, path: str | None) -> None:
 
     preset = get_preset(name)
     source = find_weights(preset, path)
-    load_backbone_state(model, read_checkpoint(source), preset, ", ".join(str(f) for f in source.files))
+    # A transformers preset's file is converted to the timm layout on the way (convert.py).
+    load_backbone_state(model, read_checkpoint(source), preset.as_timm(), ", ".join(str(f) for f in source.files))
 
 
 def init_record(cfg: BackboneConfig) -> str:

@@ -56,6 +56,8 @@ register(EncoderPreset(
     arch="Dinov2Model",
     kwargs={"model_type": "dinov2", "hidden_size": 1536, "num_hidden_layers": 40, "num_attention_heads": 24,
             "mlp_ratio": 4, "use_swiglu_ffn": True, "patch_size": 14, "image_size": 224, "qkv_bias": True},
+    timm_equivalent={"arch": "vit_giant_patch14_dinov2", "checkpoint_filter": "hf_dinov2_to_timm",
+                     "kwargs": {"img_size": 224, "dynamic_img_size": True}},
     embed_dim=3072,
     params=1_130_000_000,
     mpp=0.5,

@@ -45,6 +45,8 @@ register(EncoderPreset(
     arch="Dinov2Model",
     kwargs={"model_type": "dinov2", "hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16,
             "mlp_ratio": 4, "patch_size": 16, "image_size": 224, "use_swiglu_ffn": False, "qkv_bias": True},
+    timm_equivalent={"arch": "vit_large_patch16_224", "checkpoint_filter": "hf_dinov2_to_timm",
+                     "kwargs": {"img_size": 224, "init_values": 1e-5, "dynamic_img_size": True}},
     embed_dim=1024,
     params=303_351_808,
     mpp=0.5,
