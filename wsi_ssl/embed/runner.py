@@ -189,7 +189,7 @@ def run_embed(cfg: EmbedConfig) -> EmbedSummary:
     model = model.to(device).eval()
     if cfg.compile:
         model = torch.compile(model)  # type: ignore[assignment]
-    encode = _Encoder(model, device, None if in_workers else pre, cfg.precision)
+    encode = _Encoder(model, device, None if in_workers else pre, cfg.precision)  # type: ignore[arg-type]  # compiled: still a module to call
     _embed_jobs(jobs, batches, encode, enc, cfg, summary, rank)
 
     summary.failed_all_ranks = len(summary.failed)

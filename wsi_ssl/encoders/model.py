@@ -46,7 +46,7 @@ class PooledEncoder(nn.Module):
         self._tokens = TOKENS[builder]
         self._pool = get_pooling(pooling)
         config = getattr(backbone, "config", None)  # transformers models name their width hidden_size
-        self.num_features = int(getattr(backbone, "num_features", None) or getattr(config, "hidden_size", 0))
+        self.num_features = int(getattr(backbone, "num_features", None) or getattr(config, "hidden_size", 0) or 0)
 
     def forward_tokens(self, x: torch.Tensor) -> torch.Tensor:
         return self._tokens(self.backbone, x)

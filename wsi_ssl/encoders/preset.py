@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from wsi_ssl.encoders.pooling import WIDTH_FACTOR
 
-Builder = Literal["timm", "transformers"]
+Builder = Literal["timm", "transformers", "module"]
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 

@@ -74,7 +74,7 @@ async def _tiles(request: Request, names: dict[str, Any]) -> Response:
     page = _page_args(request.scope.get("query_string", b""))
     if page is None:
         raise _Delegate
-    return await run_in_threadpool(slides.slide_tiles, request, **names, **page)  # type: ignore[return-value]
+    return await run_in_threadpool(slides.slide_tiles, request, **names, **page)  # type: ignore[return-value, arg-type]
 
 
 class _Delegate(Exception):
@@ -119,7 +119,7 @@ def install_fast_routes(app: FastAPI) -> None:
     fast = [
         FastGetRoute(route, FAST_PATHS[route.path])
         for route in app.router.routes
-        if isinstance(route, APIRoute) and route.path in FAST_PATHS and "GET" in route.methods
+        if isinstance(route, APIRoute) and route.path in FAST_PATHS and "GET" in (route.methods or ())
     ]
     if len(fast) != len(FAST_PATHS):
         raise RuntimeError("a fast path has no FastAPI route to stand in front of")

@@ -62,7 +62,7 @@ class _ImageCodec(ArrayBytesCodec):
 
     def _decode_sync(self, chunk_bytes: Buffer, chunk_spec: ArraySpec) -> NDBuffer:
         image = self.decode_image(chunk_bytes.as_numpy_array().tobytes())
-        return chunk_spec.prototype.nd_buffer.from_ndarray_like(image.reshape(chunk_spec.shape))
+        return chunk_spec.prototype.nd_buffer.from_ndarray_like(image.reshape(chunk_spec.shape))  # type: ignore[arg-type]  # numpy's stubs are stricter than zarr's protocol
 
     def _encode_sync(self, chunk_array: NDBuffer, chunk_spec: ArraySpec) -> Buffer | None:
         image = np.ascontiguousarray(_as_image(chunk_array.as_numpy_array()))
@@ -87,7 +87,7 @@ class JpegCodec(_ImageCodec):
     codec_name = "wsi_ssl.jpeg"
 
     def encode_image(self, image: np.ndarray) -> bytes:
-        return imagecodecs.jpeg8_encode(image, level=self.level, subsampling="444")
+        return bytes(imagecodecs.jpeg8_encode(image, level=self.level, subsampling="444"))
 
     def decode_image(self, data: bytes) -> np.ndarray:
         return imagecodecs.jpeg8_decode(data)
@@ -105,7 +105,7 @@ class PngCodec(_ImageCodec):
         return 1
 
     def encode_image(self, image: np.ndarray) -> bytes:
-        return imagecodecs.png_encode(image, level=self.level)
+        return bytes(imagecodecs.png_encode(image, level=self.level))
 
     def decode_image(self, data: bytes) -> np.ndarray:
         return imagecodecs.png_decode(data)

@@ -94,10 +94,12 @@ def read_state_dict(weights: Path) -> dict[str, Any]:
         from safetensors.torch import load_file
 
         return load_file(str(weights))
-    state = torch.load(str(weights), map_location="cpu", weights_only=True)
+    state: Any = torch.load(str(weights), map_location="cpu", weights_only=True)
     for key in ("teacher", "model", "state_dict"):
         if isinstance(state, dict) and key in state and isinstance(state[key], dict):
             state = state[key]
+    if not isinstance(state, dict):
+        raise EncoderError(f"{weights}: not a state dict (a {type(state).__name__})")
     return state
 
 

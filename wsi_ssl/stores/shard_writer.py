@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 from pathlib import Path
 
 import google_crc32c
@@ -29,9 +30,9 @@ EMPTY = np.uint64(2**64 - 1)
 
 
 @lru_cache(maxsize=8)
-def _layout(array_path: str) -> tuple[zarr.Array, _ImageCodec | None, int]:
+def _layout(array_path: str) -> tuple[zarr.Array[Any], _ImageCodec | None, int]:
     arr = zarr.open_array(array_path, mode="r+")
-    codecs = arr.metadata.codecs
+    codecs: tuple[Any, ...] = tuple(getattr(arr.metadata, "codecs", ()))  # zarr v3 only; a v2 array: no fast path
     fast: _ImageCodec | None = None
     if len(codecs) == 1 and isinstance(codecs[0], ShardingCodec) and isinstance(arr.store_path.store, LocalStore):
         sc = codecs[0]
@@ -87,7 +88,9 @@ def shard_target(store_path: str | Path) -> ShardTarget | None:
     if codec is None:
         return None
     n = int(arr.shape[0])
-    root = Path(arr.store_path.store.root) / arr.store_path.path
+    store = arr.store_path.store
+    assert isinstance(store, LocalStore)  # _layout gives a codec only for local stores
+    root = Path(store.root) / arr.store_path.path
     keys = [arr.metadata.encode_chunk_key((k, 0, 0, 0)) for k in range(max(1, -(-n // shard_len)))]
     return ShardTarget(codec, shard_len, n, tuple(str(root / key) for key in keys))
 

@@ -54,15 +54,17 @@ class ConchVisionTower(nn.Module):
         super().__init__()
         import timm
 
-        self.trunk = timm.create_model("vit_large_patch16_224", pretrained=False, num_classes=0, global_pool="",
+        trunk: Any = timm.create_model("vit_large_patch16_224", pretrained=False, num_classes=0, global_pool="",
                                        **trunk_kwargs)
-        self.attn_pool_contrast = AttentionalPooler(embed_dim, self.trunk.num_features, pooler_heads, pooler_queries)
+        self.trunk = trunk
+        self.attn_pool_contrast = AttentionalPooler(embed_dim, int(trunk.num_features), pooler_heads, pooler_queries)
         self.ln_contrast = nn.LayerNorm(embed_dim)
         self.num_features = embed_dim
         self.num_prefix_tokens = 0
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.trunk.forward_features(x)
+        tokens: torch.Tensor = self.trunk.forward_features(x)
+        return tokens
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.ln_contrast(self.attn_pool_contrast(self.forward_features(x))[:, 0])

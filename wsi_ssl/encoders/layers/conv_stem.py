@@ -16,7 +16,7 @@ from torch import nn
 
 class ConvStem(nn.Module):
     def __init__(self, img_size: Any = 224, patch_size: Any = 4, in_chans: int = 3, embed_dim: int = 768,
-                 norm_layer: Any = None, flatten: bool = False, output_fmt: str = "NHWC", **_: Any) -> None:
+                 norm_layer: Any = None, flatten: bool = False, output_fmt: str = "NHWC", **unused: Any) -> None:
         super().__init__()
         from timm.layers import to_2tuple
 

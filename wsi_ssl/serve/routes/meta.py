@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 
 from wsi_ssl import __version__
@@ -12,7 +14,7 @@ from wsi_ssl.serve.errors import ErrorBody
 from wsi_ssl.serve.schemas import CohortList, Health, ModelList
 
 router = APIRouter()
-UNAUTHORIZED = {401: {"model": ErrorBody, "description": "missing or invalid API key"}}
+UNAUTHORIZED: dict[int | str, dict[str, Any]] = {401: {"model": ErrorBody, "description": "missing or invalid API key"}}
 
 
 @router.get(API_PREFIX + "/health", response_model=Health, tags=["meta"], summary="Server health (no key needed)")
