@@ -18,7 +18,7 @@ import imagecodecs
 import numpy as np
 from numcodecs import Zstd
 
-from wsi_ssl.slide.backend import open_slide
+from wsi_ssl.slide.readers import open_slide
 from wsi_ssl.slide.thumbnail import read_at_mpp
 from wsi_ssl.slide.tissue import detect_tissue, tile_tissue_fractions
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import zarr
 
-from wsi_ssl.slide.backend import open_slide
+from wsi_ssl.slide.readers import open_slide
 from wsi_ssl.stores.shard_writer import write_shard
 from wsi_ssl.stores.tile_store import TileArraysSpec, create_tile_arrays, write_tiles
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from wsi_ssl.slide.backend import LevelInfo
+from wsi_ssl.slide.readers import LevelInfo
 from wsi_ssl.tiling.grid import aligned_block, block_major_order, grid_positions, make_plan, to_level0
 
 
@@ -73,7 +73,7 @@ def test_aligned_block_puts_block_edges_on_source_tile_edges(block: int, stride:
 
 
 def test_source_tile_size_of_real_svs(shared_data: Path) -> None:
-    from wsi_ssl.slide.backend import open_slide
+    from wsi_ssl.slide.readers import open_slide
 
     with open_slide(shared_data / "wsi" / "CMU-1-Small-Region.svs") as slide:
         assert slide.source_tile_size(0) == 240

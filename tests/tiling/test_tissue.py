@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from wsi_ssl.slide.backend import open_slide
+from wsi_ssl.slide.readers import open_slide
 from wsi_ssl.slide.thumbnail import read_at_mpp
 from wsi_ssl.slide.tissue import TissueConfig, detect_tissue, tile_tissue_fractions
 from wsi_ssl.synthetic import truth_path_for

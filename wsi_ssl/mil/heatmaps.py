@@ -1,9 +1,10 @@
 """Per-slide heatmaps of instance scores (attention) and the top-scoring tiles.
 
 Works from coords alone: tiles sit on a regular grid in level-0 pixels, so scores are painted
-into a grid image (one cell per tile step). When the slide file can be opened (openslide, then
-tiffslide), the same scores are drawn over the slide thumbnail and the top tiles are cropped
-from level 0; otherwise their coordinates are listed in a CSV.
+into a grid image (one cell per tile step). When a slide reader opens the slide file
+(``wsi_ssl.slide.readers``, ``auto``: OpenSlide, then tiffslide), the same scores are drawn over
+the slide thumbnail and the top tiles are cropped from level 0; their coordinates are always
+listed in a CSV.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from wsi_ssl.slide.readers import SlideReader, open_slide  # noqa: E402
 from wsi_ssl.stores.atomic import atomic_output  # noqa: E402
 
 
@@ -47,18 +49,6 @@ def _normalize(scores: np.ndarray) -> np.ndarray:
     return (ranks / (len(scores) - 1)).astype(np.float32)
 
 
-def open_slide(path: str | Path) -> Any:
-    """An OpenSlide handle, or a TiffSlide one for files OpenSlide cannot read."""
-    try:
-        import openslide
-
-        return openslide.OpenSlide(str(path))
-    except Exception:  # noqa: BLE001 - any backend failure: try the next backend
-        import tiffslide
-
-        return tiffslide.TiffSlide(str(path))
-
-
 def _save_png(fig: plt.Figure, path: Path) -> None:
     with atomic_output(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
@@ -73,25 +63,38 @@ def slide_heatmap(
     slide_path: str | Path | None = None,
     title: str = "",
     top_k: int = 8,
+    backend: str = "auto",
 ) -> dict[str, str]:
-    """Write ``out_png`` (grid or thumbnail overlay) and the top tiles; return what was written."""
-    out_png = Path(out_png)
+    """Write ``out_png`` (grid or thumbnail overlay) and the top tiles; return what was written.
+
+    The slide is read through the reader protocol (``backend`` names the reader), on the
+    backend's own library: a handful of reads does not pay for the native TIFF probe.
+    """
+    slide = open_slide(slide_path, backend, fast_reads=False) if slide_path is not None and Path(slide_path).exists() else None
+    try:
+        return _write_heatmap(coords, scores, Path(out_png), tile_px, slide, title, top_k)
+    finally:
+        if slide is not None:
+            slide.close()
+
+
+def _write_heatmap(coords: np.ndarray, scores: np.ndarray, out_png: Path, tile_px: int | None,
+                   slide: SlideReader | None, title: str, top_k: int) -> dict[str, str]:
     step = grid_step(coords, tile_px)
     tile_px = int(tile_px or step)
     norm = _normalize(np.asarray(scores, dtype=np.float64))
     written: dict[str, str] = {}
-    slide = open_slide(slide_path) if slide_path is not None and Path(slide_path).exists() else None
     fig, ax = plt.subplots(figsize=(6, 6))
     if slide is not None:
         w0, h0 = slide.dimensions
-        thumb = slide.get_thumbnail((1024, 1024))
-        scale = thumb.size[0] / w0
+        thumb = slide.thumbnail((1024, 1024))
+        scale = thumb.shape[1] / w0
         ax.imshow(thumb)
         grid, origin = score_grid(coords, norm, step)
         extent = (origin[0] * scale, (origin[0] + grid.shape[1] * step) * scale, (origin[1] + grid.shape[0] * step) * scale, origin[1] * scale)
         im = ax.imshow(np.ma.masked_invalid(grid), cmap="jet", alpha=0.45, extent=extent, vmin=0, vmax=1, interpolation="nearest")
-        ax.set_xlim(0, thumb.size[0])
-        ax.set_ylim(thumb.size[1], 0)
+        ax.set_xlim(0, thumb.shape[1])
+        ax.set_ylim(thumb.shape[0], 0)
     else:
         grid, _ = score_grid(coords, norm, step)
         im = ax.imshow(np.ma.masked_invalid(grid), cmap="jet", vmin=0, vmax=1, interpolation="nearest")
@@ -107,7 +110,7 @@ def slide_heatmap(
         tmp.write_text("\n".join(rows) + "\n")
     written["top_tiles_csv"] = str(csv)
     if slide is not None and top_k > 0:
-        crops = [slide.read_region((int(coords[i, 0]), int(coords[i, 1])), 0, (tile_px, tile_px)).convert("RGB").resize((160, 160)) for i in top]
+        crops = [Image.fromarray(slide.read_region(int(coords[i, 0]), int(coords[i, 1]), 0, tile_px, tile_px)).resize((160, 160)) for i in top]
         montage = Image.new("RGB", (160 * len(crops), 160), "white")
         for j, crop in enumerate(crops):
             montage.paste(crop, (160 * j, 0))
@@ -115,7 +118,6 @@ def slide_heatmap(
         with atomic_output(top_png) as tmp:
             montage.save(tmp, format="PNG")
         written["top_tiles"] = str(top_png)
-        slide.close()
     return written
 
 

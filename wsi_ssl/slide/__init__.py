@@ -1,9 +1,10 @@
-"""Reading whole-slide images: backends, pyramid levels and true MPP, tissue detection, discovery.
+"""Reading whole-slide images: readers (``readers/``), pyramid levels and true MPP, tissue detection,
+discovery.
 
 The ground floor every stage may use. MPP is always a measured microns-per-pixel from the file's
 metadata (or an explicit override), never inferred from an objective-power string.
 """
 
-from wsi_ssl.slide.backend import LevelInfo, MissingMPPError, SlideOpenError, SlideReader, open_slide
+from wsi_ssl.slide.readers import LevelInfo, MissingMPPError, SlideOpenError, SlideReader, open_slide
 
 __all__ = ["LevelInfo", "MissingMPPError", "SlideOpenError", "SlideReader", "open_slide"]

@@ -7,9 +7,11 @@ import json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from wsi_ssl.slide.readers import backend_names
+
     p = sub.add_parser("info", help="print a slide's vendor, levels, MPP, objective power and associated images")
     p.add_argument("slide", help="a slide file (or one file of a DICOM folder)")
-    p.add_argument("--backend", choices=["auto", "openslide", "tiffslide"], default="auto")
+    p.add_argument("--backend", choices=backend_names(), default="auto")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=run)
 
@@ -18,7 +20,7 @@ def run(args: argparse.Namespace) -> int:
     import sys
     from pathlib import Path
 
-    from wsi_ssl.slide.backend import SlideOpenError, open_slide
+    from wsi_ssl.slide.readers import SlideOpenError, open_slide
     from wsi_ssl.slide.discover import _dicom_entry
 
     path = Path(args.slide)

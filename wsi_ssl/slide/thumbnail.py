@@ -10,7 +10,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from wsi_ssl.slide.backend import SlideReader
+from wsi_ssl.slide.readers import SlideReader
 
 
 def read_at_mpp(slide: SlideReader, target_mpp: float, block: int = 4096) -> tuple[np.ndarray, float]:

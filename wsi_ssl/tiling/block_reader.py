@@ -13,7 +13,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from wsi_ssl.slide.backend import SlideReader
+from wsi_ssl.slide.readers import SlideReader
 from wsi_ssl.tiling.grid import ReadPlan
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from wsi_ssl.config import StrictModel
+from wsi_ssl.slide.readers import check_backend
 from wsi_ssl.slide.tissue import TissueConfig
 
 
@@ -16,7 +17,7 @@ class TileConfig(StrictModel):
     overlap: int = Field(0, ge=0, description="pixels shared by neighbouring tiles (stride = tile_size - overlap)")
     min_tissue: float = Field(0.25, ge=0, le=1, description="tiles with a smaller tissue fraction are not written")
     mpp_tolerance: float = Field(0.02, ge=0, lt=0.5, description="read natively (no resize) within this relative MPP")
-    backend: Literal["auto", "openslide", "tiffslide"] = "auto"
+    backend: str = Field("auto", description="slide reader: auto (OpenSlide, then tiffslide) or a name in the reader registry")
     mpp_override: float | None = Field(None, gt=0, description="MPP for slides whose files carry none")
     workers: int = Field(0, ge=0, description="processes; 0 = one per CPU core")
     codec: Literal["jpeg", "png", "raw"] = "jpeg"
@@ -26,6 +27,11 @@ class TileConfig(StrictModel):
     qc: bool = Field(True, description="write OUT/qc/<slide_id>.png")
     qc_max_size: int = Field(1600, ge=128, description="longest edge of the QC image")
     tissue: TissueConfig = Field(default_factory=TissueConfig)
+
+    @field_validator("backend")
+    @classmethod
+    def _known_backend(cls, value: str) -> str:
+        return check_backend(value)  # the names live in one place: wsi_ssl/slide/readers/registry.py
 
     @model_validator(mode="after")
     def _overlap_below_tile(self) -> "TileConfig":

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from wsi_ssl.slide.backend import LevelInfo
+from wsi_ssl.slide.readers import LevelInfo
 
 
 @dataclass(frozen=True)

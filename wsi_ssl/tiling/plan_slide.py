@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from wsi_ssl import __version__
-from wsi_ssl.slide.backend import SlideReader, open_slide
+from wsi_ssl.slide.readers import SlideReader, open_slide
 from wsi_ssl.slide.discover import SlideEntry
 from wsi_ssl.slide.thumbnail import read_at_mpp
 from wsi_ssl.slide.tissue import detect_tissue, tile_tissue_fractions

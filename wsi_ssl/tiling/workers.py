@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from wsi_ssl.slide.backend import SlideReader, open_slide
+from wsi_ssl.slide.readers import SlideReader, open_slide
 from wsi_ssl.slide.discover import SlideEntry
 from wsi_ssl.stores.shard_writer import ShardTarget, write_shard
 from wsi_ssl.tiling.block_reader import iter_tiles, read_tiles
@@ -70,7 +70,7 @@ def _slide(path: Path, backend: str, mpp: float | None) -> SlideReader:
     if key in _OPEN:
         _OPEN.move_to_end(key)
         return _OPEN[key]
-    reader = open_slide(path, backend, mpp_override=mpp)  # type: ignore[arg-type]
+    reader = open_slide(path, backend, mpp_override=mpp)
     _remember(key, reader)
     return reader
 
