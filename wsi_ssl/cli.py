@@ -19,14 +19,14 @@ from wsi_ssl.config import ConfigError
 # Stage command modules, in pipeline order. A module listed here must define register(subparsers).
 COMMAND_MODULES = (
     "wsi_ssl.slide.command",  # info
-    "wsi_ssl.synthetic_command",  # demo-cohort
+    "wsi_ssl.synthetic.command",  # demo-cohort
     "wsi_ssl.tiling.command",  # tile
     "wsi_ssl.pretrain.command",  # pretrain, export
     "wsi_ssl.encoders.command",  # encoders list / show
     "wsi_ssl.embed.command",  # embed
     "wsi_ssl.mil.command",  # mil train / mil predict
     "wsi_ssl.serve.command",  # serve
-    "wsi_ssl.pipeline_command",  # run
+    "wsi_ssl.pipeline.command",  # run
 )
 
 
@@ -38,14 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"wsi-ssl {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:  # stage not built yet in this checkout
-                continue
-            raise
-        module.register(sub)
+    for name in COMMAND_MODULES:  # a module that cannot be imported is a broken install: fail loudly
+        importlib.import_module(name).register(sub)
     return parser
 
 

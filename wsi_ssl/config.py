@@ -14,6 +14,8 @@ from typing import Any, Mapping, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from wsi_ssl.resources import resolve_config_path
+
 T = TypeVar("T", bound=BaseModel)
 
 
@@ -66,7 +68,8 @@ def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
+    """A YAML mapping; ``configs/...`` and ``pipelines/...`` fall back to the packaged copies."""
+    path = resolve_config_path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:

@@ -8,9 +8,10 @@ import pytest
 import yaml
 
 from wsi_ssl.config import ConfigError, parse_overrides
-from wsi_ssl.pipeline_config import REPO_ROOT, StageConfig, load_pipeline
+from wsi_ssl.pipeline.config import StageConfig, load_pipeline
+from wsi_ssl.resources import packaged_path
 
-PIPELINES = REPO_ROOT / "pipelines"
+PIPELINES = packaged_path("pipelines")
 
 
 def _write(tmp_path: Path, data: dict) -> Path:

@@ -10,13 +10,14 @@ import yaml
 
 from wsi_ssl.config import ConfigError
 from wsi_ssl.encoders.registry import get_preset
-from wsi_ssl.pipeline import Pipeline
-from wsi_ssl.pipeline_config import REPO_ROOT, load_pipeline
-from wsi_ssl.pipeline_stages import check_encoders, write_random_encoder
+from wsi_ssl.pipeline.config import load_pipeline
+from wsi_ssl.pipeline.runner import Pipeline
+from wsi_ssl.pipeline.stages import check_encoders, write_random_encoder
+from wsi_ssl.resources import packaged_path
 
 
 def _pipeline_file(tmp_path: Path, encoder: str) -> Path:
-    data = yaml.safe_load((REPO_ROOT / "pipelines" / "quickstart.yaml").read_text())
+    data = yaml.safe_load(packaged_path("pipelines", "quickstart.yaml").read_text())
     data["pretrain"] = {"encoder": encoder}
     path = tmp_path / "p.yaml"
     path.write_text(yaml.safe_dump(data))

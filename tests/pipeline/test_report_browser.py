@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from wsi_ssl.report.render import Section, figure, page
+from wsi_ssl.pipeline.report.render import Section, figure, page
 
 if TYPE_CHECKING:
     from conftest import TinyRuns
@@ -43,7 +43,7 @@ def render_check(html: Path, profile: Path) -> tuple[str, str]:
 
 
 def test_report_loads_in_chromium_and_shows_every_section(tiny_runs: TinyRuns, tmp_path: Path) -> None:
-    from wsi_ssl.report import SECTION_IDS
+    from wsi_ssl.pipeline.report import SECTION_IDS
 
     report = tiny_runs.root / "report.html"
     status, text = render_check(report, tmp_path / "profile-dom")

@@ -74,7 +74,7 @@ def test_last_lines_are_the_headline_figures(tiny_runs: TinyRuns) -> None:
 
 
 def test_report_is_self_contained_with_every_section(tiny_runs: TinyRuns) -> None:
-    from wsi_ssl.report import SECTION_IDS
+    from wsi_ssl.pipeline.report import SECTION_IDS
 
     html = (tiny_runs.root / "report.html").read_text()
     for sid in SECTION_IDS:

@@ -6,10 +6,14 @@ import argparse
 import sys
 from pathlib import Path
 
-DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "tile" / "default.yaml"
+from wsi_ssl.resources import packaged_path
+
+DEFAULT_CONFIG = packaged_path("configs", "tile", "default.yaml")  # shipped in the package
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from wsi_ssl.slide.readers import backend_names
+
     p = sub.add_parser(
         "tile",
         help="find tissue and cut slides into tiles at a chosen MPP (zarr tile stores)",
@@ -23,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overlap", type=int, help="pixels shared by neighbouring tiles (default 0)")
     p.add_argument("--min-tissue", type=float, help="minimum tissue fraction of a kept tile (default 0.25)")
     p.add_argument("--workers", type=int, help="worker processes (default: all cores)")
-    p.add_argument("--backend", choices=["auto", "openslide", "tiffslide"], help="slide reader (default auto)")
+    p.add_argument("--backend", choices=backend_names(), help="slide reader (default auto)")
     p.add_argument("--mpp-override", type=float, help="MPP to use for slides whose files carry none")
     p.add_argument("--codec", choices=["jpeg", "png", "raw"], help="tile codec (png and raw are lossless)")
     p.add_argument("--quality", type=int, help="JPEG quality (default 90)")

@@ -7,13 +7,11 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from wsi_ssl.report.figures import comparison_chart, data_uri, per_fold_ci, thumbnail_uri, tiles_histogram
-from wsi_ssl.report.render import Raw, Section, ci, esc, figure, fmt, table
-
-if TYPE_CHECKING:
-    from wsi_ssl.pipeline import Pipeline
+from wsi_ssl.pipeline.layout import Run
+from wsi_ssl.pipeline.report.figures import comparison_chart, data_uri, per_fold_ci, thumbnail_uri, tiles_histogram
+from wsi_ssl.pipeline.report.render import Raw, Section, ci, esc, figure, fmt, table
 
 KIND_TEXT = {"pretrained": "pretrained encoder", "random": "randomly initialised encoder (same architecture)"}
 
@@ -29,7 +27,7 @@ def _json(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def cohort_section(p: Pipeline) -> Section:
+def cohort_section(p: Run) -> Section:
     rows = _read_csv(p.layout.table)
     manifest = {r["slide_id"]: r for r in _read_csv(p.layout.tiles / "manifest.csv")}
     cohort_ids = [r["slide_id"] for r in _read_csv(p.cohort_table())]
@@ -61,7 +59,7 @@ def cohort_section(p: Pipeline) -> Section:
     return Section("cohort", "Cohort", body)
 
 
-def pretraining_section(p: Pipeline) -> Section:
+def pretraining_section(p: Run) -> Section:
     if p.cfg.pretrain.encoder:
         from wsi_ssl.encoders.load import peek_config
 
@@ -94,7 +92,7 @@ def _metric_rows(metrics: dict[str, Any]) -> list[tuple[object, ...]]:
     return [(name, ci(m)) for name, m in metrics.get("oof", {}).items()]
 
 
-def models_section(p: Pipeline) -> Section:
+def models_section(p: Run) -> Section:
     body = '<p class="note">K-fold cross-validation split by patient; every figure is out-of-fold (each slide scored ' \
            "by the model that did not see it). 95% bootstrap confidence intervals.</p>"
     for task in p.cfg.mil:
@@ -124,7 +122,7 @@ def models_section(p: Pipeline) -> Section:
     return Section("slide-models", "Slide-level models", body)
 
 
-def heatmaps_section(p: Pipeline) -> Section:
+def heatmaps_section(p: Run) -> Section:
     body = '<p class="note">Attention of the pretrained encoder\'s MIL model over each slide (the most confident ' \
            "out-of-fold predictions first), with the slide's top-attended tiles below.</p>"
     shown = 0
@@ -144,7 +142,7 @@ def heatmaps_section(p: Pipeline) -> Section:
     return Section("heatmaps", "Attention heatmaps", body)
 
 
-def comparison_section(p: Pipeline, rows: list[dict[str, Any]], stages: list[Any] | None = None) -> Section:
+def comparison_section(p: Run, rows: list[dict[str, Any]], stages: list[Any] | None = None) -> Section:
     header = ["task", "metric"] + [KIND_TEXT.get(k, k) for k in p.kinds]
     cells = []
     for r in rows:

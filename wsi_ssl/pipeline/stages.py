@@ -11,18 +11,35 @@ from __future__ import annotations
 import csv
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
-from wsi_ssl.pipeline import PipelineError, call_stage, read_ids
-
-if TYPE_CHECKING:
-    from wsi_ssl.pipeline import Pipeline
+from wsi_ssl.pipeline.layout import PipelineError, Run
 
 log = logging.getLogger(__name__)
-Check = Callable[["Pipeline"], tuple[bool, str]]
+Check = Callable[[Run], tuple[bool, str]]
 
 
-def check_cohort(p: Pipeline) -> tuple[bool, str]:
+def read_ids(table: Path) -> list[str]:
+    with open(table, newline="") as fh:
+        return [row["slide_id"] for row in csv.DictReader(fh) if row.get("slide_id")]
+
+
+def call_stage(argv: list[str], what: str, ok_codes: tuple[int, ...] = (0,)) -> int:
+    """Run one ``wsi-ssl`` command in this process; a bad exit code stops the pipeline."""
+    from wsi_ssl.cli import main
+
+    log.info("wsi-ssl %s", " ".join(argv))
+    try:
+        rc = main(argv)
+    except SystemExit as exc:  # argparse errors and stages that exit with a message
+        rc = exc.code if isinstance(exc.code, int) else 1
+    if rc not in ok_codes:
+        raise PipelineError(f"{what} failed (exit code {rc}); the messages above say why. "
+                            "Fix it and rerun the same command: finished stages are skipped.")
+    return rc
+
+
+def check_cohort(p: Run) -> tuple[bool, str]:
     table = p.cohort_table()
     if not table.is_file():
         return False, f"no slide table at {table}"
@@ -42,7 +59,7 @@ def slide_path(table: Path, value: str) -> Path:
     return path if path.is_absolute() else (table.parent / path).resolve()
 
 
-def run_cohort(p: Pipeline) -> None:
+def run_cohort(p: Run) -> None:
     d = p.cfg.cohort.demo
     if d is None:
         raise PipelineError(f"cohort.table {p.cohort_table()} does not exist")
@@ -51,19 +68,19 @@ def run_cohort(p: Pipeline) -> None:
                 "--slides-per-patient", str(d.slides_per_patient), "--workers", str(d.workers)], "demo-cohort")
 
 
-def tiled_ids(p: Pipeline) -> list[str]:
+def tiled_ids(p: Run) -> list[str]:
     from wsi_ssl.stores.tile_store import is_complete, store_path
 
     return [sid for sid in read_ids(p.cohort_table()) if is_complete(store_path(p.layout.tiles, sid))]
 
 
-def check_tile(p: Pipeline) -> tuple[bool, str]:
+def check_tile(p: Run) -> tuple[bool, str]:
     wanted = read_ids(p.cohort_table())
     done = tiled_ids(p)
     return len(done) == len(wanted), f"{len(done)} of {len(wanted)} slides tiled"
 
 
-def run_tile(p: Pipeline) -> None:
+def run_tile(p: Run) -> None:
     inputs = p.cfg.cohort.slides or [str(p.cohort_table())]
     # Exit 1 = some slides failed: the manifest says which; the others go on (checked below).
     call_stage(["tile", *inputs, "--out", str(p.layout.tiles), *p.cfg.tile.argv(p.config_path(p.cfg.tile))],
@@ -78,20 +95,20 @@ def run_tile(p: Pipeline) -> None:
                     p.layout.tiles / "manifest.csv")
 
 
-def check_tile_partial(p: Pipeline) -> tuple[bool, str]:
+def check_tile_partial(p: Run) -> tuple[bool, str]:
     """Tiling counts as complete when every slide is done, or when it has run and only failures are left."""
     ok, why = check_tile(p)
     return ok or (p.layout.table.is_file() and (p.layout.tiles / "manifest.csv").is_file() and _only_failures(p)), why
 
 
-def _only_failures(p: Pipeline) -> bool:
+def _only_failures(p: Run) -> bool:
     with open(p.layout.tiles / "manifest.csv", newline="") as fh:
         status = {r["slide_id"]: r["status"] for r in csv.DictReader(fh)}
     done = set(tiled_ids(p))
     return all(status.get(sid) == "failed" for sid in read_ids(p.cohort_table()) if sid not in done)
 
 
-def write_tiled_table(p: Pipeline) -> None:
+def write_tiled_table(p: Run) -> None:
     """``RUN/slides.csv``: the cohort table restricted to tiled slides, the table MIL trains on."""
     done = set(tiled_ids(p))
     with open(p.cohort_table(), newline="") as fh:
@@ -109,14 +126,14 @@ def write_tiled_table(p: Pipeline) -> None:
     tmp.replace(p.layout.table)
 
 
-def check_pretrain(p: Pipeline) -> tuple[bool, str]:
+def check_pretrain(p: Run) -> tuple[bool, str]:
     if p.cfg.pretrain.encoder:
         return True, f"using the existing encoder {p.cfg.pretrain.encoder}"
     summary = p.layout.pretrain / "summary.json"
     return summary.is_file(), ("finished" if summary.is_file() else "no summary.json yet")
 
 
-def run_pretrain(p: Pipeline) -> None:
+def run_pretrain(p: Run) -> None:
     argv = ["pretrain", "--tiles", str(p.layout.tiles), "--out", str(p.layout.pretrain),
             *p.cfg.pretrain.argv(p.config_path(p.cfg.pretrain))]
     if (p.layout.pretrain / "checkpoints" / "last.ckpt").is_file():
@@ -124,18 +141,18 @@ def run_pretrain(p: Pipeline) -> None:
     call_stage(argv, "wsi-ssl pretrain")
 
 
-def _encoder_ready(p: Pipeline, kind: str) -> bool:
+def _encoder_ready(p: Run, kind: str) -> bool:
     if kind == "pretrained" and p.layout.encoder_preset is not None:
         return True  # a preset: its weights are checked when embed loads them
     return (p.layout.encoder(kind) / "config.json").is_file()
 
 
-def check_encoders(p: Pipeline) -> tuple[bool, str]:
+def check_encoders(p: Run) -> tuple[bool, str]:
     have = [k for k in p.kinds if _encoder_ready(p, k)]
     return len(have) == len(p.kinds), f"encoders present: {', '.join(have) or 'none'}"
 
 
-def run_encoders(p: Pipeline) -> None:
+def run_encoders(p: Run) -> None:
     if not _encoder_ready(p, "pretrained"):
         call_stage(["export", str(p.layout.pretrain), "--out", str(p.layout.encoder("pretrained")),
                     "--name", "pretrained"], "wsi-ssl export")
@@ -162,26 +179,26 @@ def write_random_encoder(pretrained: str | Path, out: Path, seed: int = 0) -> No
     save_encoder(model.eval(), out, random_config)
 
 
-def check_embed(p: Pipeline) -> tuple[bool, str]:
+def check_embed(p: Run) -> tuple[bool, str]:
     ids = tiled_ids(p)
     counts = {k: sum((p.layout.features(k) / f"{sid}.h5").is_file() for sid in ids) for k in p.kinds}
     return all(n == len(ids) for n in counts.values()), ", ".join(f"{k} {n}/{len(ids)} slides" for k, n in counts.items())
 
 
-def run_embed(p: Pipeline) -> None:
+def run_embed(p: Run) -> None:
     for kind in p.kinds:
         call_stage(["embed", "--tiles", str(p.layout.tiles), "--encoder", p.layout.encoder_spec(kind),
                     "--out", str(p.layout.features(kind)), *p.cfg.embed.argv(p.config_path(p.cfg.embed))],
                    f"wsi-ssl embed ({kind} encoder)")
 
 
-def check_mil(p: Pipeline) -> tuple[bool, str]:
+def check_mil(p: Run) -> tuple[bool, str]:
     runs = [(k, t) for k in p.kinds for t in p.cfg.mil]
     done = [f"{k}/{t}" for k, t in runs if (p.layout.mil(k, t) / "metrics.json").is_file()]
     return len(done) == len(runs), f"{len(done)} of {len(runs)} MIL runs finished"
 
 
-def run_mil(p: Pipeline) -> None:
+def run_mil(p: Run) -> None:
     for kind in p.kinds:
         for task, stage in p.cfg.mil.items():
             if (p.layout.mil(kind, task) / "metrics.json").is_file():
@@ -195,5 +212,5 @@ def run_mil(p: Pipeline) -> None:
 
 CHECKS: dict[str, Check] = {"cohort": check_cohort, "tile": check_tile_partial, "pretrain": check_pretrain,
                             "encoders": check_encoders, "embed": check_embed, "mil": check_mil}
-RUNS: dict[str, Callable[["Pipeline"], None]] = {"cohort": run_cohort, "tile": run_tile, "pretrain": run_pretrain,
+RUNS: dict[str, Callable[[Run], None]] = {"cohort": run_cohort, "tile": run_tile, "pretrain": run_pretrain,
                                                  "encoders": run_encoders, "embed": run_embed, "mil": run_mil}

@@ -9,22 +9,20 @@ from __future__ import annotations
 
 import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from wsi_ssl import __version__
-
-if TYPE_CHECKING:
-    from wsi_ssl.pipeline import Pipeline, PipelineResult
+from wsi_ssl.pipeline.layout import PipelineResult, Run
+from wsi_ssl.pipeline.report.headline import headline
 
 REPORT_NAME = "report.html"
 SECTION_IDS = ("comparison", "cohort", "pretraining", "slide-models", "heatmaps")
 
 
-def build_report(pipe: Pipeline, result: PipelineResult | None = None) -> Path:
+def build_report(pipe: Run, result: PipelineResult | None = None) -> Path:
     """Write ``RUN_DIR/report.html`` (atomically) and return its path."""
-    from wsi_ssl.pipeline import headline
-    from wsi_ssl.report.render import page
-    from wsi_ssl.report.sections import comparison_section, cohort_section, heatmaps_section, models_section, pretraining_section
+    from wsi_ssl.pipeline.report.render import page
+    from wsi_ssl.pipeline.report.sections import comparison_section, cohort_section, heatmaps_section, models_section, pretraining_section
     from wsi_ssl.stores.atomic import atomic_output
 
     rows: list[dict[str, Any]] = result.headline if result and result.headline else headline(pipe)

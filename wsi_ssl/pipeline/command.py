@@ -1,6 +1,6 @@
 """``wsi-ssl run PIPELINE.yaml``: every stage in order, complete stages skipped, then the report.
 
-Argument parsing only; the work is in ``wsi_ssl.pipeline``. The last lines printed are the
+Argument parsing only; the work is in ``wsi_ssl.pipeline.runner``. The last lines printed are the
 headline figures (per task, pretrained vs random encoder), so a log's tail answers "did it work".
 """
 
@@ -11,7 +11,8 @@ import sys
 import time
 from typing import Any
 
-STAGE_NAMES = ("cohort", "tile", "pretrain", "encoders", "embed", "mil")
+from wsi_ssl.pipeline.layout import STAGES
+
 
 
 def register(subparsers: Any) -> None:
@@ -26,16 +27,18 @@ def register(subparsers: Any) -> None:
     p.add_argument("--out", default=None, help="run dir (overrides the pipeline's out:)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a pipeline key, e.g. --set cohort.demo.slides=12 (repeatable)")
-    p.add_argument("--stop-after", choices=STAGE_NAMES, default=None,
+    p.add_argument("--stop-after", choices=STAGES, default=None,
                    help="stop once this stage is complete (a later run resumes at the next one)")
-    p.add_argument("--force", action="append", choices=STAGE_NAMES, default=[],
+    p.add_argument("--force", action="append", choices=STAGES, default=[],
                    help="run this stage even if its outputs look complete (the stage still skips its finished work)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from wsi_ssl.pipeline import Pipeline, PipelineError, headline_lines
-    from wsi_ssl.pipeline_config import load_pipeline
+    from wsi_ssl.pipeline.config import load_pipeline
+    from wsi_ssl.pipeline.layout import PipelineError
+    from wsi_ssl.pipeline.report.headline import headline_lines
+    from wsi_ssl.pipeline.runner import Pipeline
 
     cfg = load_pipeline(args.pipeline, args.overrides, args.out)  # ConfigError -> exit 2 in cli.main
     started = time.perf_counter()

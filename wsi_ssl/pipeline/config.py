@@ -15,8 +15,7 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from wsi_ssl.config import ConfigError, StrictModel, load_config, parse_overrides
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from wsi_ssl.resources import resolve_config_path
 
 
 class DemoCohort(StrictModel):
@@ -105,19 +104,16 @@ class PipelineConfig(StrictModel):
         return self
 
 
-def resolve_path(value: str | None, base: Path) -> Path | None:
-    """A path from a pipeline file: absolute, relative to the current directory, else to ``base``.
+def resolve_path(value: str | None) -> Path | None:
+    """A path from a pipeline file: absolute, relative to the current directory, else shipped.
 
-    ``base`` is the checkout holding ``configs/``, so ``configs/tile/default.yaml`` works from any
-    directory while a user's own relative paths mean what they mean in their shell.
+    ``configs/tile/default.yaml`` is found in the installed package (``wsi_ssl.resources``) from
+    any directory, while a user's own relative paths mean what they mean in their shell.
     """
     if not value:
         return None
-    p = Path(value).expanduser()
-    if p.is_absolute() or p.exists():
-        return p.resolve() if p.exists() else p
-    alt = base / p
-    return alt if alt.exists() else p
+    path = resolve_config_path(value)
+    return path.resolve() if path.exists() else path
 
 
 def load_pipeline(path: str | Path, overrides: list[str] | None = None, out: str | None = None) -> PipelineConfig:
@@ -127,7 +123,7 @@ def load_pipeline(path: str | Path, overrides: list[str] | None = None, out: str
     stages: list[tuple[str, StageConfig]] = [("tile", cfg.tile), ("pretrain", cfg.pretrain), ("embed", cfg.embed)]
     stages += [(f"mil.{name}", stage) for name, stage in cfg.mil.items()]
     for key, stage in stages:
-        p = resolve_path(stage.config, REPO_ROOT)
+        p = resolve_path(stage.config)
         if stage.config and (p is None or not p.is_file()):
             missing.append(f"  {key}.config: file not found: {stage.config}")
     if cfg.cohort.table and not Path(cfg.cohort.table).expanduser().is_file():
