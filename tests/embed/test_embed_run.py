@@ -15,7 +15,8 @@ from torchvision.transforms import functional as TF
 from wsi_ssl.embed.command import register
 from wsi_ssl.embed.config import EmbedConfig
 from wsi_ssl.embed.runner import run_embed
-from wsi_ssl.stores.encoder_dir import load_encoder, read_encoder_config
+from wsi_ssl.encoders.load import load_encoder
+from wsi_ssl.stores.encoder_dir import read_encoder_config
 from wsi_ssl.stores.features import read_features
 from wsi_ssl.stores.tile_store import TileStore
 

@@ -18,7 +18,7 @@ from wsi_ssl.pretrain.export import export_encoder
 from wsi_ssl.pretrain.module import NonFiniteLossError, PretrainModule
 from wsi_ssl.pretrain.monitor import Embedder
 from wsi_ssl.pretrain.run import RunDirError, run_pretrain
-from wsi_ssl.stores.encoder_dir import load_encoder
+from wsi_ssl.encoders.load import load_encoder
 
 
 def _losses_on_fixed_batch(cfg_dict: dict, steps: int) -> list[float]:
@@ -37,7 +37,7 @@ def _losses_on_fixed_batch(cfg_dict: dict, steps: int) -> list[float]:
     losses = []
     for _ in range(steps):
         torch.manual_seed(123)  # the same views every step: a fixed batch
-        out = module.dino_step(tiles) if module.cfg.method == "dino" else module.mae_step(tiles)
+        out = module.losses(tiles)
         opt.zero_grad()
         out["loss"].backward()
         opt.step()
@@ -117,8 +117,11 @@ def test_cli_trains_mae_and_exports(tiles_dir: Path, tmp_path: Path) -> None:
     args = parser.parse_args(["pretrain", "--config", str(cfg_file), "--tiles", str(tiles_dir), "--out",
                               str(tmp_path / "run"), "--max-steps", "2", "--set", "trainer.val_every=1"])
     assert args.func(args) == 0
-    # A second start without --resume refuses to touch the existing run.
-    assert args.func(args) == 2
+    # Rerunning the same command finds the run finished: nothing is trained or rewritten.
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    before = last.read_bytes()
+    assert args.func(args) == 0
+    assert last.read_bytes() == before and len(list((tmp_path / "run" / "logs").glob("v*"))) == 1
     args = parser.parse_args(["export", str(tmp_path / "run"), "--out", str(tmp_path / "enc")])
     assert args.func(args) == 0
     model, cfg = load_encoder(tmp_path / "enc")
@@ -129,19 +132,19 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tiles_dir: Pat
     run = tmp_path / "run"
     _run(tiny_config("dino", trainer={"max_steps": 2}), tiles_dir, run)
     before = (run / "checkpoints" / "last.ckpt").read_bytes()
-    original = PretrainModule.dino_step
+    original = PretrainModule.losses
 
     def nan_step(self: PretrainModule, tiles: torch.Tensor) -> dict:
         out = original(self, tiles)
         out["loss"] = out["loss"] * float("nan")
         return out
 
-    PretrainModule.dino_step = nan_step  # type: ignore[method-assign]
+    PretrainModule.losses = nan_step  # type: ignore[method-assign]
     try:
         with pytest.raises(NonFiniteLossError, match="at step 2"):
             _run(tiny_config("dino", trainer={"max_steps": 4}), tiles_dir, run, resume=True)
     finally:
-        PretrainModule.dino_step = original  # type: ignore[method-assign]
+        PretrainModule.losses = original  # type: ignore[method-assign]
     assert (run / "checkpoints" / "last.ckpt").read_bytes() == before
 
 

@@ -90,7 +90,7 @@ def test_embed_tiles_matches_the_encoder(client: Any, keys: dict[str, Any], tiny
     import torch
     from PIL import Image
 
-    from wsi_ssl.stores.encoder_dir import load_encoder
+    from wsi_ssl.encoders.load import load_encoder
 
     tiles = [png_bytes(32, seed=1), png_bytes(32, seed=2, fmt="JPEG")]
     files = [("files", ("t1.png", tiles[0], "image/png")), ("files", ("t2.jpg", tiles[1], "image/jpeg"))]

@@ -243,7 +243,7 @@ def preset_config(preset: EncoderPreset, source: WeightsSource | None = None) ->
 def backbone_from_config(config: EncoderConfig) -> nn.Module:
     """The backbone an encoder config (Contract 2) describes, random weights, for any builder."""
     if config.builder == "timm":
-        from wsi_ssl.stores.encoder_dir import build_timm_model
+        from wsi_ssl.encoders.timm_build import build_timm_model
 
         return build_timm_model(config)
     if config.builder not in BUILDERS:

@@ -1,7 +1,8 @@
-"""The zoo's registry: preset name -> ``EncoderPreset``. Adding a model is one ``register`` call.
+"""The zoo's registry: preset name -> ``EncoderPreset``.
 
 The presets live in ``zoo/``, one module per model family (as eva and timm arrange theirs); the
-registry imports that package on first use, so ``wsi-ssl --help`` does not pay for it.
+registry collects them on first use, so ``wsi-ssl --help`` does not pay for it. ``register`` adds
+a preset from elsewhere (a lab's own plugin module).
 """
 
 from __future__ import annotations
@@ -18,8 +19,18 @@ def register(preset: EncoderPreset) -> EncoderPreset:
     return preset
 
 
+_LOADED = False
+
+
 def _ensure_loaded() -> None:
-    import wsi_ssl.encoders.zoo  # noqa: F401  (registers every preset)
+    global _LOADED
+    if _LOADED:
+        return
+    _LOADED = True
+    from wsi_ssl.encoders.zoo import all_presets
+
+    for preset in all_presets():
+        register(preset)
 
 
 def preset_names() -> list[str]:

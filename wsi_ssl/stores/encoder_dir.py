@@ -2,7 +2,7 @@
 
 Loading needs timm and nothing of the training code: the config names the timm architecture and
 its kwargs, so ``timm.create_model(arch, **kwargs)`` rebuilds the backbone and the safetensors
-file fills it. Weights come from local files only, never from a hub, so it works on air-gapped
+file fills it (``wsi_ssl.encoders.load.load_encoder``; this module holds the format only). Weights come from local files only, never from a hub, so it works on air-gapped
 clusters. A plain timm model name with a local weights file is an encoder too.
 """
 
@@ -101,86 +101,3 @@ def read_state_dict(weights: Path) -> dict[str, Any]:
     if not isinstance(state, dict):
         raise EncoderError(f"{weights}: not a state dict (a {type(state).__name__})")
     return state
-
-
-def build_timm_model(config: EncoderConfig, skip_init: bool = False) -> Any:
-    """The timm backbone a config describes, random weights (``num_classes=0``: no classifier)."""
-    import timm
-
-    from wsi_ssl.encoders.timm_layers import resolve_timm_kwargs
-
-    kwargs = resolve_timm_kwargs(config.model_kwargs)
-    if skip_init and "weight_init" not in config.model_kwargs:
-        # Weights are loaded over the model right after, and timm's random init of a ViT costs
-        # seconds on a CPU (3-5 s for ViT-S here, 0.3 s without): ViT-family models can skip it.
-        try:
-            return timm.create_model(config.arch, pretrained=False, num_classes=0, weight_init="skip", **kwargs)
-        except TypeError:
-            pass  # this architecture has no weight_init switch: build it the ordinary way
-    try:
-        return timm.create_model(config.arch, pretrained=False, num_classes=0, **kwargs)
-    except Exception as exc:  # timm raises RuntimeError/TypeError for unknown names or kwargs
-        raise EncoderError(f"timm cannot build {config.arch!r} with {config.model_kwargs}: {exc}") from None
-
-
-def load_encoder(
-    spec: str | Path, weights: str | Path | None = None, *, verify: bool = True
-) -> tuple[Any, EncoderConfig]:
-    """Load an encoder as ``(timm_model_in_eval_mode, config)``.
-
-    ``spec`` is an encoder directory (Contract 2) or a timm model name; a timm name needs
-    ``weights`` (a local .safetensors/.pth/.bin file) unless it is meant to be random
-    (``weights="random"``, for tests and baselines).
-    """
-    path = Path(spec)
-    if path.is_dir():
-        config = read_encoder_config(path)
-        weights_path = path / WEIGHTS_NAME
-        if not weights_path.is_file():
-            raise EncoderError(f"{path}: no {WEIGHTS_NAME}")
-        if verify and config.sha256 and sha256_file(weights_path) != config.sha256:
-            raise EncoderError(f"{weights_path}: sha256 does not match config.json; the weights were changed or truncated")
-        from wsi_ssl.encoders.builders import backbone_from_config, encoder_from_config
-
-        model = build_timm_model(config, skip_init=True) if config.builder == "timm" else backbone_from_config(config)
-        _load_into(model, read_state_dict(weights_path), weights_path)
-        return encoder_from_config(config, model).eval(), config
-    model_name = str(spec)
-    base = EncoderConfig(arch=model_name, embed_dim=0, method="timm", name=model_name)
-    model = build_timm_model(base, skip_init=weights is not None and str(weights) != "random")
-    pcfg = getattr(model, "pretrained_cfg", {}) or {}
-    input_size = pcfg.get("input_size", (3, 224, 224))[-1]
-    config = base.model_copy(
-        update={
-            "embed_dim": int(getattr(model, "num_features", 0)),
-            "input_size": int(input_size),
-            "mean": tuple(pcfg.get("mean", IMAGENET_MEAN)),
-            "std": tuple(pcfg.get("std", IMAGENET_STD)),
-        }
-    )
-    if weights is None:
-        raise EncoderError(
-            f"{model_name!r} is not an encoder directory; as a timm name it needs a local weights file "
-            "(--encoder-weights PATH), since weights are never downloaded from a hub"
-        )
-    if str(weights) != "random":
-        wpath = Path(weights)
-        if not wpath.is_file():
-            raise EncoderError(f"weights file not found: {wpath}")
-        _load_into(model, read_state_dict(wpath), wpath)
-        config = config.model_copy(update={"sha256": sha256_file(wpath), "method": "timm"})
-    else:
-        config = config.model_copy(update={"method": "random"})
-    return model.eval(), config
-
-
-def _load_into(model: Any, state: dict[str, Any], source: Path) -> None:
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    # A classifier head in the file is fine (we build with num_classes=0); missing backbone keys are not.
-    unexpected = [k for k in unexpected if not k.startswith(("head.", "fc.", "classifier."))]
-    if missing or unexpected:
-        raise EncoderError(
-            f"{source}: weights do not fit the architecture: missing {missing[:5]}{'...' if len(missing) > 5 else ''}, "
-            f"unexpected {unexpected[:5]}{'...' if len(unexpected) > 5 else ''}"
-        )
-

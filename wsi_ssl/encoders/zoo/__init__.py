@@ -1,11 +1,13 @@
 """The presets, one module per model family (as eva and timm arrange theirs).
 
-Importing this package registers every preset. To add a model: add one ``register(EncoderPreset(...))``
-to its family's module (or a new module listed below), write the source of every number into
+Each family module holds a ``PRESETS`` list of records and imports nothing of the registry, which
+collects them from the modules listed here. To add a model: append one ``EncoderPreset(...)`` to
+its family's ``PRESETS`` (or add a module below), write the source of every number into
 ``sources``, and add its state-dict manifest under ``tests/encoders/manifests/``.
 """
 
-from wsi_ssl.encoders.zoo import (  # noqa: F401  (imported for their register() calls)
+from wsi_ssl.encoders.preset import EncoderPreset
+from wsi_ssl.encoders.zoo import (
     bioptimus,
     ctranspath,
     dinov2,
@@ -17,3 +19,9 @@ from wsi_ssl.encoders.zoo import (  # noqa: F401  (imported for their register()
     owkin,
     paige,
 )
+
+FAMILIES = (bioptimus, ctranspath, dinov2, gigapath, histai, kaiko, lunit, mahmood, owkin, paige)
+
+
+def all_presets() -> list[EncoderPreset]:
+    return [preset for family in FAMILIES for preset in family.PRESETS]

@@ -1,7 +1,8 @@
 """Bioptimus: H-optimus-0 and H-optimus-1 (ViT-g/14, 4 registers), H0-mini (ViT-B/14 distilled)."""
 
 from wsi_ssl.encoders.preset import EncoderPreset
-from wsi_ssl.encoders.registry import register
+
+PRESETS: list[EncoderPreset] = []  # this family's records, collected by the registry
 
 TRIDENT = "mahmoodlab/TRIDENT@a91fa849:trident/patch_encoder_models/load.py"
 PINS = "CraigMyles/raw2features@079f8775:src/raw2features/embedders/registry.yaml (third-party pin)"
@@ -10,7 +11,7 @@ STD = (0.211883, 0.230117, 0.177517)
 _CARD_STATS = "card: transforms.Normalize(mean=(0.707223, 0.578729, 0.703617), std=(0.211883, 0.230117, 0.177517))"
 _GIANT = {"img_size": 224, "init_values": 1e-5, "dynamic_img_size": False, "global_pool": "token"}
 
-register(EncoderPreset(
+PRESETS.append(EncoderPreset(
     name="h-optimus-0",
     repo_id="bioptimus/H-optimus-0",
     revision="b145cc1e6c6b30d3251aa8b1f844e6974188a743",
@@ -40,7 +41,7 @@ register(EncoderPreset(
     },
 ))
 
-register(EncoderPreset(
+PRESETS.append(EncoderPreset(
     name="h-optimus-1",
     repo_id="bioptimus/H-optimus-1",
     revision="3592cb220dec7a150c5d7813fb56e68bd57473b9",
@@ -67,7 +68,7 @@ register(EncoderPreset(
     },
 ))
 
-register(EncoderPreset(
+PRESETS.append(EncoderPreset(
     name="h0-mini",
     repo_id="bioptimus/H0-mini",
     revision="5b5cc0505d19ae558270045eb0df8c34df4d9609",

@@ -1,11 +1,12 @@
 """CTransPath (Wang et al. 2022): Swin-T with a convolutional stem, SRCL-pretrained on TCGA and PAIP."""
 
 from wsi_ssl.encoders.preset import EncoderPreset
-from wsi_ssl.encoders.registry import register
+
+PRESETS: list[EncoderPreset] = []  # this family's records, collected by the registry
 
 TRIDENT = "mahmoodlab/TRIDENT@a91fa849:trident/patch_encoder_models/load.py"
 
-register(EncoderPreset(
+PRESETS.append(EncoderPreset(
     name="ctranspath",
     repo_id="1aurent/swin_tiny_patch4_window7_224.CTransPath",
     revision="59c740e4ed91dda4ebe094b64e4cd2e015c31810",

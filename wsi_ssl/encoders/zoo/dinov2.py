@@ -5,7 +5,8 @@ resamples the position embedding for the 224-px tiles at each forward, as DINOv2
 """
 
 from wsi_ssl.encoders.preset import EncoderPreset
-from wsi_ssl.encoders.registry import register
+
+PRESETS: list[EncoderPreset] = []  # this family's records, collected by the registry
 
 _COMMON = {
     "embed_dim": "DINOv2 (Oquab et al. 2023) and the timm cards: class token after the final norm",
@@ -15,7 +16,7 @@ _COMMON = {
     "license": "facebookresearch/dinov2 LICENSE (Apache-2.0); the timm card says the same",
 }
 
-register(EncoderPreset(
+PRESETS.append(EncoderPreset(
     name="dinov2-vits14",
     repo_id="timm/vit_small_patch14_dinov2.lvd142m",
     revision="0686a689726076609b20e80d263cb5aa7be945f5",
@@ -33,7 +34,7 @@ register(EncoderPreset(
              "revision": "a commit of hf.co/timm/vit_small_patch14_dinov2.lvd142m (its file history)"},
 ))
 
-register(EncoderPreset(
+PRESETS.append(EncoderPreset(
     name="dinov2-vitl14",
     repo_id="timm/vit_large_patch14_dinov2.lvd142m",
     revision="48430325ec5b028c4cd538616390e41adc2e1bd4",

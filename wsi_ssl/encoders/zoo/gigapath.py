@@ -1,11 +1,12 @@
 """Prov-GigaPath's tile encoder (ViT-g with 16-px patches, SwiGLU, 1536-d class token)."""
 
 from wsi_ssl.encoders.preset import EncoderPreset
-from wsi_ssl.encoders.registry import register
+
+PRESETS: list[EncoderPreset] = []  # this family's records, collected by the registry
 
 TRIDENT = "mahmoodlab/TRIDENT@a91fa849:trident/patch_encoder_models/load.py"
 
-register(EncoderPreset(
+PRESETS.append(EncoderPreset(
     name="prov-gigapath",
     repo_id="prov-gigapath/prov-gigapath",
     license="prov-gigapath-license (non-commercial research)",

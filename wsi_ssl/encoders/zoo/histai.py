@@ -1,9 +1,10 @@
 """HistAI: Hibou-B (DINOv2 ViT-B/14 with 4 registers and SwiGLU), published in the transformers format."""
 
 from wsi_ssl.encoders.preset import EncoderPreset
-from wsi_ssl.encoders.registry import register
 
-register(EncoderPreset(
+PRESETS: list[EncoderPreset] = []  # this family's records, collected by the registry
+
+PRESETS.append(EncoderPreset(
     name="hibou-b",
     repo_id="histai/hibou-b",
     revision="7fdc8cce365ebfd9e7e60ee6ee9a8d4d59388f3c",

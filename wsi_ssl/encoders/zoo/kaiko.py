@@ -1,7 +1,8 @@
 """kaiko.ai: the "towards large pathology FMs" ViTs (timm) and Midnight-12k (DINOv2 ViT-g, transformers)."""
 
 from wsi_ssl.encoders.preset import EncoderPreset
-from wsi_ssl.encoders.registry import register
+
+PRESETS: list[EncoderPreset] = []  # this family's records, collected by the registry
 
 TRIDENT = "mahmoodlab/TRIDENT@a91fa849:trident/patch_encoder_models/load.py"
 EVA = "kaiko-ai/eva@73b61a79:src/eva/vision/models/networks/backbones/pathology/kaiko.py"
@@ -39,14 +40,14 @@ def _kaiko_vit(name: str, arch: str, revision: str, embed_dim: int, params: int,
     )
 
 
-register(_kaiko_vit("kaiko-vits16", "vit_small_patch16_224", "48560ea39969fe44b7b2ab057de01484243a7d43", 384, 21_665_664,
+PRESETS.append(_kaiko_vit("kaiko-vits16", "vit_small_patch16_224", "48560ea39969fe44b7b2ab057de01484243a7d43", 384, 21_665_664,
                     "Aben et al. 2024 (arXiv 2404.15217): ViT-S16 (22M, rounded); 21,665,664 is the timm "
                     "vit_small_patch16_224 backbone's count, headless"))
-register(_kaiko_vit("kaiko-vitb16", "vit_base_patch16_224", "797c524a94c7fdae8ea33064d0ac6966ed8956bb", 768, 85_798_656,
+PRESETS.append(_kaiko_vit("kaiko-vitb16", "vit_base_patch16_224", "797c524a94c7fdae8ea33064d0ac6966ed8956bb", 768, 85_798_656,
                     "Aben et al. 2024 (arXiv 2404.15217): ViT-B16 (86M, rounded); 85,798,656 is the timm "
                     "vit_base_patch16_224 backbone's count, headless"))
 
-register(EncoderPreset(
+PRESETS.append(EncoderPreset(
     name="midnight-12k",
     repo_id="kaiko-ai/midnight",
     revision="adc6b15679c981cce6f9b018bbad09d16eeeda9f",

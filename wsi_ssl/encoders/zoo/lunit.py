@@ -1,11 +1,12 @@
 """Lunit: DINO ViT-S/8 from "Benchmarking self-supervised learning on diverse pathology datasets"."""
 
 from wsi_ssl.encoders.preset import EncoderPreset
-from wsi_ssl.encoders.registry import register
+
+PRESETS: list[EncoderPreset] = []  # this family's records, collected by the registry
 
 TRIDENT = "mahmoodlab/TRIDENT@a91fa849:trident/patch_encoder_models/load.py"
 
-register(EncoderPreset(
+PRESETS.append(EncoderPreset(
     name="lunit-vits8",
     repo_id="1aurent/vit_small_patch8_224.lunit_dino",
     revision="c23bc01cfbe022bc1f2a8a9306125a07818e4eb4",

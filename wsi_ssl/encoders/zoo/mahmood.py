@@ -1,13 +1,14 @@
 """Mahmood Lab: UNI (ViT-L/16), UNI2-h (ViT-H/14, 8 registers, SwiGLU) and CONCH v1.5's vision tower."""
 
 from wsi_ssl.encoders.preset import EncoderPreset
-from wsi_ssl.encoders.registry import register
+
+PRESETS: list[EncoderPreset] = []  # this family's records, collected by the registry
 
 UNI_README = "mahmoodlab/UNI@42715efc:README.md"
 TRIDENT = "mahmoodlab/TRIDENT@a91fa849:trident/patch_encoder_models/load.py"
 PINS = "CraigMyles/raw2features@079f8775:src/raw2features/embedders/registry.yaml (third-party pin)"
 
-register(EncoderPreset(
+PRESETS.append(EncoderPreset(
     name="uni",
     repo_id="MahmoodLab/UNI",
     revision="b55a5ec6cade1a39edfe6534189a9b8ca7a022f0",
@@ -36,7 +37,7 @@ register(EncoderPreset(
     notes="TRIDENT reads 256-px tiles at 20x and resizes them to 224; the card resizes and centre-crops.",
 ))
 
-register(EncoderPreset(
+PRESETS.append(EncoderPreset(
     name="uni2-h",
     repo_id="MahmoodLab/UNI2-h",
     revision="d517a8dd47902dd7c308b3c36f63bce47e7b9a43",
@@ -65,7 +66,7 @@ register(EncoderPreset(
     },
 ))
 
-register(EncoderPreset(
+PRESETS.append(EncoderPreset(
     name="conch-v1.5",
     repo_id="MahmoodLab/conchv1_5",
     license="CC-BY-NC-ND-4.0",

@@ -1,12 +1,13 @@
 """Owkin: Phikon (iBOT ViT-B/16) and Phikon-v2 (DINOv2 ViT-L/16), published in the transformers format."""
 
 from wsi_ssl.encoders.preset import EncoderPreset
-from wsi_ssl.encoders.registry import register
+
+PRESETS: list[EncoderPreset] = []  # this family's records, collected by the registry
 
 TRIDENT = "mahmoodlab/TRIDENT@a91fa849:trident/patch_encoder_models/load.py"
 EVA_DOCS = "kaiko-ai/eva@73b61a79:docs/user-guide/advanced/replicate_evaluations.md"
 
-register(EncoderPreset(
+PRESETS.append(EncoderPreset(
     name="phikon",
     repo_id="owkin/phikon",
     revision="cd6ea0861ccd7a242d92f4d349cf88bf5eab7053",
@@ -35,7 +36,7 @@ register(EncoderPreset(
     },
 ))
 
-register(EncoderPreset(
+PRESETS.append(EncoderPreset(
     name="phikon-v2",
     repo_id="owkin/phikon-v2",
     revision="2ae989a9c40cffaa27f0a6cb29cc94d1d6f9a5fd",

@@ -1,14 +1,15 @@
 """Paige: Virchow and Virchow2 (ViT-H/14, SwiGLU). Embedding = class token ++ mean of patch tokens."""
 
 from wsi_ssl.encoders.preset import EncoderPreset
-from wsi_ssl.encoders.registry import register
+
+PRESETS: list[EncoderPreset] = []  # this family's records, collected by the registry
 
 TRIDENT = "mahmoodlab/TRIDENT@a91fa849:trident/patch_encoder_models/load.py"
 PINS = "CraigMyles/raw2features@079f8775:src/raw2features/embedders/registry.yaml (third-party pin)"
 _VIT_H = {"img_size": 224, "init_values": 1e-5, "mlp_ratio": 5.3375, "global_pool": "", "dynamic_img_size": True,
           "mlp_layer": "SwiGLUPacked", "act_layer": "SiLU"}
 
-register(EncoderPreset(
+PRESETS.append(EncoderPreset(
     name="virchow",
     repo_id="paige-ai/Virchow",
     revision="19eebc84ae33e79f1b2d866e6ff90ae50e522f9a",
@@ -35,7 +36,7 @@ register(EncoderPreset(
     },
 ))
 
-register(EncoderPreset(
+PRESETS.append(EncoderPreset(
     name="virchow2",
     repo_id="paige-ai/Virchow2",
     revision="3158645804b69e3f3bc4439d4116edddf0840a72",
