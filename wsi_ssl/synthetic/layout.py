@@ -29,7 +29,7 @@ def smooth_noise(rng: np.random.Generator, shape: tuple[int, int], scale: float)
     scale = max(float(scale), 1.0)
     gh, gw = max(int(np.ceil(h / scale)) + 1, 2), max(int(np.ceil(w / scale)) + 1, 2)
     coarse = rng.standard_normal((gh, gw), dtype=np.float32)
-    out = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_CUBIC)
+    out: np.ndarray = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_CUBIC)
     step = max(1, int(np.sqrt(h * w / 250_000)))
     sample = out[::step, ::step]
     mean, std = float(sample.mean()), float(sample.std())
@@ -44,7 +44,7 @@ def tissue_mask(rng: np.random.Generator, shape: tuple[int, int], cell_um: float
     h, w = shape
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     n_blobs = int(rng.choice([1, 1, 2, 2, 3]))
-    field = np.full(shape, np.inf, dtype=np.float32)
+    field: np.ndarray = np.full(shape, np.inf, dtype=np.float32)
     for _ in range(n_blobs):
         cx, cy = rng.uniform(0.3, 0.7) * w, rng.uniform(0.3, 0.7) * h
         size = rng.uniform(0.32, 0.45) / np.sqrt(n_blobs)
@@ -106,7 +106,7 @@ def class_layout(
     cmap[tumor] = TUMOR
     rest = tissue & ~tumor
     # Fat: lobules ~250 um, preferring the tissue periphery.
-    periphery = cv2.distanceTransform(tissue.astype(np.uint8), cv2.DIST_L2, 3)
+    periphery: np.ndarray = cv2.distanceTransform(tissue.astype(np.uint8), cv2.DIST_L2, 3)
     periphery = -periphery / max(float(periphery.max()), 1.0)
     fat_field = smooth_noise(rng, shape, 250.0 / cell_um) + 1.5 * periphery
     n_rest = int(rest.sum())

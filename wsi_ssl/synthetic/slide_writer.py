@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import cv2
 import numpy as np
@@ -133,15 +133,16 @@ def write_pyramid_tiff(
         raise ValueError(f"tile must be a multiple of 16 (TIFF requirement), got {tile}")
     if compression not in ("jpeg", "none", "zlib"):
         raise ValueError(f"compression must be 'jpeg', 'none' or 'zlib', got {compression!r}")
-    codec: dict[str, object] = {
+    codecs: dict[str, dict[str, Any]] = {
         "jpeg": {"compression": "jpeg", "compressionargs": {"level": int(jpeg_quality)}},
         "zlib": {"compression": "zlib", "compressionargs": {"level": 6}},
         "none": {"compression": None},
-    }[compression]
+    }
+    codec = codecs[compression]
     bigtiff = sum(level.nbytes for level in levels) > 3_500_000_000
     with tifffile.TiffWriter(path, bigtiff=bigtiff) as tif:
         for k, image in enumerate(levels):
-            extra: dict[str, object] = {}
+            extra: dict[str, Any] = {}
             if mpp is not None:
                 pixels_per_cm = 1e4 / (mpp * 2**k)
                 extra = {"resolution": (pixels_per_cm, pixels_per_cm), "resolutionunit": "CENTIMETER"}

@@ -68,8 +68,8 @@ class StainStyle:
 def to_rgb(h: np.ndarray, e: np.ndarray, lut: np.ndarray) -> np.ndarray:
     """RGB uint8 ``[..., 3]`` of concentration fields ``h`` and ``e`` (same shape) via ``StainStyle.lut()``."""
     # convertScaleAbs saturates to uint8 in one pass (inputs are non-negative, so abs is a no-op).
-    hq = cv2.convertScaleAbs(h, alpha=255.0 / H_MAX).astype(np.uint16)
-    eq = cv2.convertScaleAbs(e, alpha=255.0 / E_MAX)
+    hq: np.ndarray = cv2.convertScaleAbs(h, alpha=255.0 / H_MAX).astype(np.uint16)
+    eq: np.ndarray = cv2.convertScaleAbs(e, alpha=255.0 / E_MAX)
     hq <<= 8
     hq |= eq
     return lut[hq]

@@ -45,9 +45,9 @@ def prepare_qc(thumb: np.ndarray, tissue: TissueMask, extent_level0: float, slid
                max_size: int) -> QcSource:
     """``thumb`` is at ``tissue.mpp``; scaled to at most ``max_size`` px (tiny slides up to 400 px)."""
     scale_fit = min(1.0, max_size / max(thumb.shape[:2]))
-    img = thumb
-    mask = tissue.mask.astype(np.uint8)
-    pen = tissue.pen.astype(np.uint8)
+    img: np.ndarray = thumb
+    mask: np.ndarray = tissue.mask.astype(np.uint8)
+    pen: np.ndarray = tissue.pen.astype(np.uint8)
     if scale_fit < 1.0:
         size = (max(1, int(thumb.shape[1] * scale_fit)), max(1, int(thumb.shape[0] * scale_fit)))
         img = cv2.resize(thumb, size, interpolation=cv2.INTER_AREA)

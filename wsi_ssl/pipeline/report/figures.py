@@ -32,8 +32,8 @@ def thumbnail_uri(path: str | Path, max_px: int, quality: int = 82) -> str | Non
 
     if not Path(path).is_file():
         return None
-    with Image.open(path) as im:
-        im = im.convert("RGB")
+    with Image.open(path) as opened:
+        im = opened.convert("RGB")
         im.thumbnail((max_px, max_px))
         buf = io.BytesIO()
         im.save(buf, format="JPEG", quality=quality)
