@@ -31,6 +31,7 @@ from typing import Callable
 import torch
 
 from wsi_ssl.pretrain.config import PretrainConfig
+from wsi_ssl.pretrain.methods.dino import DINOMethod
 from wsi_ssl.pretrain.module import PretrainModule
 from wsi_ssl.pretrain.multicrop import Views
 
@@ -104,6 +105,8 @@ def main() -> None:
     dtype = torch.bfloat16 if gpu else None
     ours = PretrainModule(cfg.model_dump(mode="json")).to(device).train()
     ours_opt = ours.configure_optimizers()
+    dino = ours.method
+    assert isinstance(dino, DINOMethod)
     theirs = LightlyDINO(copy.deepcopy(ours.student), ours.embed_dim, cfg).to(device).train()
     theirs_opt = torch.optim.AdamW([q for q in theirs.parameters() if q.requires_grad], lr=1e-4)
     theirs_loss = LightlyLoss(output_dim=cfg.dino.out_dim, teacher_temp=cfg.dino.teacher_temp).to(device)
@@ -120,12 +123,12 @@ def main() -> None:
 
     def ours_step(from_tiles: bool) -> None:
         with autocast():
-            out = ours.dino_step(tiles) if from_tiles else ours.dino_forward(views)
+            out = ours.losses(tiles) if from_tiles else dino.forward_views(ours, views)
         ours_opt.zero_grad(set_to_none=True)
         out["loss"].backward()
         torch.nn.utils.clip_grad_norm_([q for q in ours.parameters() if q.requires_grad], 3.0)
         ours_opt.step()
-        ours.update_teacher(0.996)
+        dino.update_teacher(ours, 0.996)
 
     def lightly_step() -> None:
         with autocast():

@@ -10,9 +10,9 @@ import torch
 
 from wsi_ssl.pretrain.config import PretrainConfig
 from wsi_ssl.pretrain.data import TileDataset, TileIndex, resolve_stores
-from wsi_ssl.pretrain.monitor import synthetic_tile_labels
-from wsi_ssl.pretrain.run import build_knn_sets
+from wsi_ssl.pretrain.labels import HeldOutTiles, build_knn_sets
 from wsi_ssl.stores.tile_store import TileArraysSpec, TileStore, create_tile_arrays, mark_complete, store_path, write_tiles
+from wsi_ssl.synthetic.labels import CohortLabels
 
 synthetic = pytest.importorskip("wsi_ssl.synthetic")
 tiffslide = pytest.importorskip("tiffslide")
@@ -44,7 +44,7 @@ def test_cohort_tiles_get_their_truth_classes_and_a_knn_set(tmp_path: Path) -> N
         _store_from_slide(tmp_path / "slides" / f"s{i}.tiff", tmp_path / "tiles")
     store = TileStore(store_path(tmp_path / "tiles", "s0"))
     idx = np.arange(len(store))
-    got = synthetic_tile_labels(store, idx)
+    got = CohortLabels().store_labels(store, idx)
     truth = synthetic.truth_path_for(tmp_path / "slides" / "s0.tiff")
     assert got is not None
     np.testing.assert_array_equal(got, synthetic.tile_labels(truth, store.coords, 64.0))  # 32 px x 1.0 / 0.5
@@ -53,7 +53,7 @@ def test_cohort_tiles_get_their_truth_classes_and_a_knn_set(tmp_path: Path) -> N
     index = TileIndex.build(resolve_stores([tmp_path / "tiles"]))
     _, hold = index.split_holdout(40, seed=0)
     cfg = PretrainConfig()
-    sets = build_knn_sets(cfg, index, hold, TileDataset(index, hold).load_all())
+    sets = build_knn_sets(cfg, HeldOutTiles(index, hold, TileDataset(index, hold).load_all()))
     cohort = sets["cohort"]
     assert cohort.classes == list(synthetic.CLASS_NAMES)
     assert len(cohort.labels) == len(hold) and set(np.unique(cohort.groups)) <= {0, 1, 2}
@@ -63,13 +63,13 @@ def test_tiles_without_a_truth_file_get_no_labels(tmp_path: Path) -> None:
     synthetic.write_slide(tmp_path / "x.tiff", width=256, height=256, levels=1, seed=0)
     path = _store_from_slide(tmp_path / "x.tiff", tmp_path / "tiles")
     synthetic.truth_path_for(tmp_path / "x.tiff").unlink()
-    assert synthetic_tile_labels(TileStore(path), np.arange(3)) is None
+    assert CohortLabels().store_labels(TileStore(path), np.arange(3)) is None
 
 
 def test_labelled_images_from_class_folders_and_from_csv(tmp_path: Path) -> None:
     from PIL import Image
 
-    from wsi_ssl.pretrain.monitor import load_labelled_images
+    from wsi_ssl.pretrain.labels import load_labelled_images
 
     rng = np.random.default_rng(0)
     rows = ["path,label"]

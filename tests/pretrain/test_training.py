@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -107,7 +108,27 @@ def test_run_resume_export_round_trip(tiles_dir: Path, tmp_path: Path) -> None:
     assert torch.equal(embed(model, tiles, torch.device("cpu")), embed(teacher, tiles, torch.device("cpu")))
 
 
-def test_cli_trains_mae_and_exports(tiles_dir: Path, tmp_path: Path) -> None:
+def test_a_rerun_resumes_and_names_what_changed(tiles_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    run = tmp_path / "run"
+    _run(tiny_config("dino", trainer={"max_steps": 2}), tiles_dir, run)
+    config_before = (run / "config.yaml").read_text()
+    # Networks the checkpoint cannot fill: refused with the changed key, before the run dir changes.
+    with pytest.raises(RunDirError, match=r"dino.out_dim: 64 -> 32"):
+        _run(tiny_config("dino", dino={"out_dim": 32}, trainer={"max_steps": 3}), tiles_dir, run)
+    assert (run / "config.yaml").read_text() == config_before
+    # The same call again (no resume=True) continues from last.ckpt; a new LR is named and used.
+    with caplog.at_level(logging.INFO, logger="wsi_ssl.pretrain"):
+        _run(tiny_config("dino", optim={"lr": 5e-4}, trainer={"max_steps": 3}), tiles_dir, run)
+    assert "resuming" in caplog.text and "at step 2 of 3" in caplog.text
+    assert "trainer.max_steps: 2 -> 3" in caplog.text and "optim.lr: 0.001 -> 0.0005" in caplog.text
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warned) == 1 and "optim.lr" in warned[0] and "max_steps" not in warned[0]
+    assert json.loads((run / "summary.json").read_text())["steps"] == 3
+    module = PretrainModule.load_from_checkpoint(str(run / "checkpoints" / "last.ckpt"), map_location="cpu")
+    assert module.cfg.optim.lr == 5e-4
+
+
+def test_cli_trains_mae_and_exports(tiles_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     parser = argparse.ArgumentParser()
     command.register(parser.add_subparsers(dest="command"))
     cfg_file = tmp_path / "tiny.yaml"
@@ -120,7 +141,9 @@ def test_cli_trains_mae_and_exports(tiles_dir: Path, tmp_path: Path) -> None:
     # Rerunning the same command finds the run finished: nothing is trained or rewritten.
     last = tmp_path / "run" / "checkpoints" / "last.ckpt"
     before = last.read_bytes()
-    assert args.func(args) == 0
+    with caplog.at_level(logging.INFO, logger="wsi_ssl.pretrain"):
+        assert args.func(args) == 0
+    assert "is finished: 2 of trainer.max_steps=2 steps done" in caplog.text
     assert last.read_bytes() == before and len(list((tmp_path / "run" / "logs").glob("v*"))) == 1
     args = parser.parse_args(["export", str(tmp_path / "run"), "--out", str(tmp_path / "enc")])
     assert args.func(args) == 0

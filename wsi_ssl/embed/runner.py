@@ -144,6 +144,13 @@ class _Encoder:
 
 def run_embed(cfg: EmbedConfig) -> EmbedSummary:
     """Embed every slide of this job's shard (and this rank's share of it); see module doc."""
+    from wsi_ssl.console import quiet_lightning
+
+    with quiet_lightning():  # no Fabric boilerplate (accelerator lines, Tensor Core hint)
+        return _run_embed(cfg)
+
+
+def _run_embed(cfg: EmbedConfig) -> EmbedSummary:
     tiles_dir, encoder_spec, out_dir = cfg.require_paths()
     device = resolve_device(cfg.device)
     if device.type == "cpu" and cfg.precision == "fp16":

@@ -17,13 +17,16 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "pretrain", help="self-supervised pretraining (DINO / MAE) of a ViT tile encoder on tile stores",
         description="Pretrain a timm ViT on tile stores with DINO (+KoLeo, iBOT) or MAE, using Lightning. "
-        "Writes checkpoints, metrics (CSV + TensorBoard), curves.png and the resolved config to --out.",
+        "Writes checkpoints, metrics (CSV + TensorBoard), curves.png and the resolved config to --out. "
+        "Rerunning with the same --out resumes the run (or says it is finished).",
     )
     p.add_argument("--config", required=True, help="YAML config, e.g. configs/pretrain/tiny_cpu.yaml")
     p.add_argument("--tiles", nargs="+", default=[], metavar="DIR",
                    help="folders of tile stores (or .zarr stores); default: data.tiles of the config")
     p.add_argument("--out", required=True, help="run directory")
-    p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoints/last.ckpt")
+    p.add_argument("--resume", action="store_true",
+                   help="insist on continuing RUN_DIR/checkpoints/last.ckpt (an error when there is none); "
+                   "without it a rerun resumes when there is one and starts afresh when there is none")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, e.g. --set trainer.max_steps=500 (repeatable)")
     p.add_argument("--max-steps", type=int, default=None, help="shortcut for --set trainer.max_steps=N")
@@ -53,7 +56,7 @@ def _pretrain(args: argparse.Namespace) -> int:
         run_pretrain(cfg, args.tiles, args.out, resume=args.resume)
     except NonFiniteLossError as exc:
         print(f"wsi-ssl pretrain: {exc}. Checkpoints in {args.out}/checkpoints are untouched; "
-              "fix the config and rerun with --resume.", file=sys.stderr)
+              "fix the config and rerun the same command to resume from the last good one.", file=sys.stderr)
         return 1
     except (RunDirError, TileStoreError, FileNotFoundError) as exc:
         print(f"wsi-ssl pretrain: {exc}", file=sys.stderr)

@@ -1,6 +1,7 @@
 """The typed config of ``wsi-ssl pretrain``: one YAML file, validated before any work starts.
 
-Sections mirror the pipeline of a step: which backbone, which method (DINO or MAE), how views
+Sections mirror the pipeline of a step: which backbone, which method (DINO or MAE: the names of
+``wsi_ssl.pretrain.methods.registry``, each with its own section below), how views
 are made (crops and augmentations), how the optimiser is scheduled, how Lightning runs it and
 what is monitored. Every key has a default so a config only says what differs.
 """
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from wsi_ssl.config import StrictModel
 
@@ -134,7 +135,7 @@ class MonitorConfig(StrictModel):
 
 
 class PretrainConfig(StrictModel):
-    method: Literal["dino", "mae"] = "dino"
+    method: str = "dino"  # a registered pretraining method (wsi_ssl.pretrain.methods): dino, mae
     backbone: BackboneConfig = Field(default_factory=BackboneConfig)
     data: DataConfig = Field(default_factory=DataConfig)
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
@@ -144,6 +145,15 @@ class PretrainConfig(StrictModel):
     optim: OptimConfig = Field(default_factory=OptimConfig)
     trainer: TrainerConfig = Field(default_factory=TrainerConfig)
     monitor: MonitorConfig = Field(default_factory=MonitorConfig)
+
+    @field_validator("method")
+    @classmethod
+    def _known_method(cls, value: str) -> str:
+        from wsi_ssl.pretrain.methods.registry import method_names
+
+        if value not in method_names():
+            raise ValueError(f"unknown pretraining method {value!r}; known: {', '.join(method_names())}")
+        return value
 
     @model_validator(mode="after")
     def _from_preset(self) -> "PretrainConfig":

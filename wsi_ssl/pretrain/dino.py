@@ -2,7 +2,8 @@
 
 The teacher's output is centred (a running mean subtracted, which prevents one prototype from
 winning) and sharpened by a low temperature; each student view is trained to predict the teacher
-distribution of every *other* global view.
+distribution of every *other* global view. tests/pretrain/reference_dino.py holds the authors'
+double-loop loss (a verbatim copy) that this one is tested against.
 """
 
 from __future__ import annotations
@@ -58,16 +59,3 @@ class DINOLoss(nn.Module):
         batch_center = all_reduce_mean(teacher_logits.float().mean(0, keepdim=True))
         self.center.mul_(self.center_momentum).add_(batch_center, alpha=1 - self.center_momentum)
 
-
-def dino_loss_reference(student: list[torch.Tensor], teacher: list[torch.Tensor], center: torch.Tensor,
-                        student_temp: float, teacher_temp: float) -> torch.Tensor:
-    """The original double loop of the DINO paper's code, for tests of the factorised loss."""
-    total, n = 0.0, 0
-    for iq, t in enumerate(teacher):
-        q = F.softmax((t - center) / teacher_temp, dim=-1)
-        for v, s in enumerate(student):
-            if v == iq:
-                continue
-            total = total + torch.sum(-q * F.log_softmax(s / student_temp, dim=-1), dim=-1).mean()
-            n += 1
-    return total / n  # type: ignore[return-value]

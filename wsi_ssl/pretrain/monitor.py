@@ -3,17 +3,14 @@
 RankMe (Garrido et al. 2023) is the effective rank of an embedding matrix: exp of the entropy of
 its normalised singular values. A collapsing SSL run shows it falling; a learning run shows it
 rising. kNN accuracy (cosine similarity, temperature-weighted votes as in DINO's evaluation) is
-computed on a labelled tile set: a folder of class sub-folders, a CSV (path,label), or the known
-tissue classes of tiles from the generated cohort.
+computed on the labelled tile sets of ``labels`` (its providers: a folder of class sub-folders or
+a CSV (path,label), and the known tissue classes of held-out tiles from the generated cohort).
 """
 
 from __future__ import annotations
 
-import csv
 import logging
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import lightning as L
 import numpy as np
@@ -21,8 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from wsi_ssl.pretrain.labels import LabelledTiles
+
 log = logging.getLogger(__name__)
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 
 
 def rankme(embeddings: torch.Tensor, eps: float = 1e-7) -> float:
@@ -68,73 +66,6 @@ def knn_leave_group_out(emb: torch.Tensor, labels: torch.Tensor, groups: np.ndar
     return float((votes.argmax(1) == labels).float().mean())
 
 
-@dataclass
-class LabelledTiles:
-    """Images uint8 [N, 3, T, T], integer labels, class names and a group per tile (its slide)."""
-
-    images: torch.Tensor
-    labels: torch.Tensor
-    classes: list[str]
-    groups: np.ndarray
-
-
-def _read_image(path: Path, size: int) -> np.ndarray:
-    from PIL import Image
-
-    with Image.open(path) as im:
-        im = im.convert("RGB")
-        if im.size != (size, size):
-            im = im.resize((size, size), Image.BILINEAR)
-        return np.asarray(im, dtype=np.uint8)
-
-
-def load_labelled_images(source: str | Path, size: int, max_tiles: int, seed: int = 0) -> LabelledTiles:
-    """Images from a folder of class sub-folders or a CSV with ``path,label`` columns (relative to it)."""
-    src = Path(source)
-    items: list[tuple[Path, str]] = []
-    if src.is_dir():
-        for cls_dir in sorted(p for p in src.iterdir() if p.is_dir()):
-            items += [(f, cls_dir.name) for f in sorted(cls_dir.iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES]
-    elif src.is_file() and src.suffix.lower() == ".csv":
-        with open(src, newline="") as f:
-            reader = csv.DictReader(f)
-            if not reader.fieldnames or not {"path", "label"} <= set(reader.fieldnames):
-                raise ValueError(f"monitor.knn.labels: {src} needs 'path' and 'label' columns, has {reader.fieldnames}")
-            items = [((src.parent / row["path"]), row["label"]) for row in reader]
-    else:
-        raise ValueError(f"monitor.knn.labels: {src} is neither a folder of class sub-folders nor a .csv file")
-    if len(items) < 2:
-        raise ValueError(f"monitor.knn.labels: {src} has fewer than 2 labelled images")
-    if len(items) > max_tiles:
-        keep = np.random.default_rng(seed).choice(len(items), max_tiles, replace=False)
-        items = [items[i] for i in sorted(keep)]
-    classes = sorted({lab for _, lab in items})
-    images = np.stack([_read_image(p, size) for p, _ in items])
-    labels = torch.tensor([classes.index(lab) for _, lab in items])
-    return LabelledTiles(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), labels, classes,
-                         np.arange(len(items)))
-
-
-def synthetic_tile_labels(store: Any, tile_idx: np.ndarray) -> np.ndarray | None:
-    """Known tissue classes of tiles of a store cut from the generated cohort, else None."""
-    try:
-        from wsi_ssl import synthetic
-    except ImportError:
-        return None
-    truth_path_for = getattr(synthetic, "truth_path_for", None)
-    tile_labels = getattr(synthetic, "tile_labels", None)
-    attrs = store.attrs
-    source = attrs.get("source_path")
-    if not source or truth_path_for is None or tile_labels is None:
-        return None
-    truth = truth_path_for(Path(source))
-    if truth is None or not Path(truth).exists():
-        return None
-    extent = float(attrs["tile_size"]) * float(attrs["mpp"]) / float(attrs["slide_mpp"])
-    labels = tile_labels(truth, store.coords[tile_idx], extent)
-    return np.asarray(labels, dtype=np.int64)
-
-
 class Embedder:
     """Embeds uint8 tiles with a backbone at the training resolution, in evaluation mode."""
 
@@ -173,9 +104,7 @@ class MonitorCallback(L.Callback):
     def measure(self, module: Any) -> dict[str, float]:
         """All monitor metrics for the module's backbones now (no logging)."""
         device = module.device
-        nets: dict[str, Callable[..., Any]] = {"student": module.student}
-        if getattr(module, "teacher", None) is not None:
-            nets["teacher"] = module.teacher
+        nets: dict[str, nn.Module] = dict(module.monitored_backbones())
         metrics: dict[str, float] = {}
         for name, net in nets.items():
             if len(self.holdout) >= 2:

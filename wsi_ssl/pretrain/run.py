@@ -7,6 +7,9 @@ RUN_DIR/
   tb/vK/                   TensorBoard event files
   curves.png               loss, LR, momentum, RankMe, kNN against step
   summary.json             steps, seconds, first and last monitor values
+
+Rerunning with the same ``--out`` resumes the run, or says it is finished; the config given now
+wins, with the rules and messages of ``resume``.
 """
 
 from __future__ import annotations
@@ -19,12 +22,11 @@ from typing import Any, Sequence
 
 from wsi_ssl.config import ConfigError, dump_config
 from wsi_ssl.pretrain.config import PretrainConfig
+from wsi_ssl.pretrain.resume import RunDirError
 
 log = logging.getLogger(__name__)
 
-
-class RunDirError(ValueError):
-    """A run directory that cannot be started or resumed as asked."""
+__all__ = ["RunDirError", "resolve_precision", "run_pretrain"]
 
 
 def resolve_precision(cfg: PretrainConfig, gpu: bool) -> str:
@@ -42,40 +44,6 @@ def _strategy(cfg: PretrainConfig) -> Any:
     # One FSDP unit per transformer block: student and teacher are sharded alike, so the EMA
     # update works on matching local shards.
     return FSDPStrategy(auto_wrap_policy={Block}, sharding_strategy="FULL_SHARD")
-
-
-def build_knn_sets(cfg: PretrainConfig, index: Any, holdout_pos: Any, holdout_images: Any) -> dict[str, Any]:
-    """Labelled sets for kNN: monitor.knn.labels, and the held-out tiles whose slide has a truth file."""
-    import numpy as np
-    import torch
-
-    from wsi_ssl.pretrain.monitor import LabelledTiles, load_labelled_images, synthetic_tile_labels
-    from wsi_ssl.stores.tile_store import TileStore
-
-    sets: dict[str, Any] = {}
-    k = cfg.monitor.knn
-    if k.labels:
-        sets["labels"] = load_labelled_images(k.labels, index.tile_size, k.max_tiles, cfg.data.seed)
-    if k.synthetic and len(holdout_pos):
-        labels = np.full(len(holdout_pos), -1, dtype=np.int64)
-        st, ti = index.store_idx[holdout_pos], index.tile_idx[holdout_pos]
-        for s in np.unique(st):
-            sel = np.nonzero(st == s)[0]
-            got = synthetic_tile_labels(TileStore(index.paths[int(s)]), ti[sel])
-            if got is not None:
-                labels[sel] = got
-        ok = labels >= 0
-        if ok.sum() >= 10 and len(np.unique(labels[ok])) >= 2:
-            try:
-                from wsi_ssl.synthetic import CLASS_NAMES
-
-                names = list(CLASS_NAMES)
-            except ImportError:
-                names = [str(i) for i in range(int(labels.max()) + 1)]
-            sets["cohort"] = LabelledTiles(holdout_images[torch.from_numpy(ok)], torch.from_numpy(labels[ok]), names, st[ok])
-            log.info("kNN on %d held-out cohort tiles with known classes (%s)", int(ok.sum()),
-                     ", ".join(f"{names[c]}={int((labels == c).sum())}" for c in np.unique(labels[ok])))
-    return sets
 
 
 def _segment(run_dir: Path) -> str:
@@ -97,25 +65,39 @@ def _check_preset_mpp(cfg: PretrainConfig, tile_mpp: float | None) -> None:
 
 
 def run_pretrain(cfg: PretrainConfig, tiles: Sequence[str], out: str | Path, resume: bool = False) -> Path:
-    """Train as configured; returns the run dir. Raises NonFiniteLossError if the loss diverges."""
+    """Train as configured, continuing the run in ``out`` if it has one; returns the run dir.
+
+    ``resume=True`` insists on continuing (a RunDirError when there is nothing to continue).
+    Raises NonFiniteLossError if the loss diverges.
+    """
+    from wsi_ssl.console import quiet_lightning
+
+    with quiet_lightning():
+        return _run_pretrain(cfg, tiles, Path(out), resume)
+
+
+def _run_pretrain(cfg: PretrainConfig, tiles: Sequence[str], run_dir: Path, must_resume: bool) -> Path:
     import lightning as L
     import torch
     from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
+    from wsi_ssl.pretrain import resume
     from wsi_ssl.pretrain.data import PretrainDataModule, TileDataset, TileIndex, resolve_stores
     from wsi_ssl.pretrain.export import CHECKPOINT_DIR, LAST_CHECKPOINT
+    from wsi_ssl.pretrain.labels import HeldOutTiles, build_knn_sets
     from wsi_ssl.pretrain.module import PretrainModule
     from wsi_ssl.pretrain.monitor import Embedder, MonitorCallback
     from wsi_ssl.pretrain.plots import plot_curves
 
-    run_dir = Path(out)
     ckpt_dir = run_dir / CHECKPOINT_DIR
     last = ckpt_dir / LAST_CHECKPOINT
-    if resume and not last.is_file():
-        raise RunDirError(f"--resume: no checkpoint at {last}; start the run without --resume")
-    if not resume and ckpt_dir.is_dir() and any(ckpt_dir.glob("*.ckpt")):
-        raise RunDirError(f"{run_dir} already has checkpoints; pass --resume to continue it or choose another --out")
+    point = resume.find_resume_point(ckpt_dir, last, must_resume)
+    if point is not None and point.step >= cfg.trainer.max_steps and (run_dir / "summary.json").is_file():
+        log.info("%s is finished: %d of trainer.max_steps=%d steps done; nothing to train (raise trainer.max_steps "
+                 "to train on, or choose another --out for a new run)", run_dir, point.step, cfg.trainer.max_steps)
+        return run_dir
+    config_changes = resume.announce(point, cfg, run_dir) if point is not None else {}
     gpu = torch.cuda.is_available() and cfg.trainer.accelerator != "cpu"
     if cfg.trainer.strategy == "fsdp" and not gpu:
         raise ConfigError("trainer.strategy: fsdp needs GPUs (Lightning's FSDP is CUDA-only); use ddp or auto on CPU")
@@ -130,13 +112,16 @@ def run_pretrain(cfg: PretrainConfig, tiles: Sequence[str], out: str | Path, res
     log.info("%d tiles in %d stores (tile %d px, mpp %s): %d to train, %d held out", len(index), len(index.paths),
              index.tile_size, index.mpp, len(train_pos), len(holdout_pos))
     holdout_images = TileDataset(index, holdout_pos).load_all() if len(holdout_pos) else torch.empty(0)
-    knn_sets = build_knn_sets(cfg, index, holdout_pos, holdout_images)
+    knn_sets = build_knn_sets(cfg, HeldOutTiles(index, holdout_pos, holdout_images))
 
-    run_dir.mkdir(parents=True, exist_ok=True)
-    dump_config(cfg, run_dir / "config.yaml")
     _check_preset_mpp(cfg, index.mpp)
     # A resumed run's weights come from its checkpoint: the starting weights are not read again.
-    module = PretrainModule(cfg.model_dump(mode="json"), tile_mpp=index.mpp, load_init_weights=not resume)
+    module = PretrainModule(cfg.model_dump(mode="json"), tile_mpp=index.mpp, load_init_weights=point is None)
+    if point is not None:  # before anything in the run dir changes
+        resume.check_fits(point, {k: tuple(v.shape) for k, v in module.state_dict().items()}, config_changes)
+        resume.announce_changes(point, config_changes)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    dump_config(cfg, run_dir / "config.yaml")
     data = PretrainDataModule(TileDataset(index, train_pos), cfg.data.batch_size, cfg.data.num_workers, cfg.data.seed)
     monitor = MonitorCallback(holdout_images, Embedder(cfg.crops.global_size, cfg.augment.mean, cfg.augment.std),
                               cfg.trainer.val_every, knn_sets, cfg.monitor.knn.k)
@@ -146,7 +131,7 @@ def run_pretrain(cfg: PretrainConfig, tiles: Sequence[str], out: str | Path, res
     t = cfg.trainer
     trainer = L.Trainer(
         max_steps=t.max_steps, max_epochs=-1,
-        max_time={"minutes": t.max_minutes} if t.max_minutes else None,
+        max_time={"minutes": t.max_minutes} if t.max_minutes else None,  # type: ignore[dict-item]
         accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes, strategy=_strategy(cfg),
         precision=resolve_precision(cfg, gpu),  # type: ignore[arg-type]
         gradient_clip_val=cfg.optim.grad_clip or None, log_every_n_steps=t.log_every,
@@ -158,12 +143,12 @@ def run_pretrain(cfg: PretrainConfig, tiles: Sequence[str], out: str | Path, res
     if t.compile and gpu:
         module.student.compile()  # in place: state-dict keys (checkpoints, export) stay unchanged
     started = time.time()
-    trainer.fit(module, datamodule=data, ckpt_path=str(last) if resume else None)
+    trainer.fit(module, datamodule=data, ckpt_path=str(last) if point is not None else None)
     trainer.save_checkpoint(str(last))  # last.ckpt is always the final state, whatever N divides
     seconds = time.time() - started
     if trainer.is_global_zero:
         curves = plot_curves(run_dir)
-        summary = {
+        summary: dict[str, Any] = {
             "method": cfg.method, "steps": int(trainer.global_step), "seconds": round(seconds, 1),
             "tiles_train": int(len(train_pos)), "tiles_holdout": int(len(holdout_pos)), "mpp": index.mpp,
             "monitor_first": monitor.history[0] if monitor.history else {},
