@@ -26,6 +26,8 @@ def all_reduce_mean(x: torch.Tensor) -> torch.Tensor:
 class DINOLoss(nn.Module):
     """Cross-entropy between sharpened, centred teacher and student distributions over views."""
 
+    center: torch.Tensor  # a buffer (registered in __init__), declared for type checkers
+
     def __init__(self, out_dim: int, student_temp: float = 0.1, center_momentum: float = 0.9) -> None:
         super().__init__()
         self.student_temp = student_temp

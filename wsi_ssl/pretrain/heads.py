@@ -97,7 +97,7 @@ def load_backbone_weights(model: nn.Module, path: str) -> None:
         from timm.layers import resample_abs_pos_embed
 
         n_prefix = 0 if getattr(model, "no_embed_class", False) else getattr(model, "num_prefix_tokens", 1)
-        grid = model.patch_embed.grid_size  # type: ignore[union-attr]
+        grid: Any = model.patch_embed.grid_size  # type: ignore[union-attr]
         state["pos_embed"] = resample_abs_pos_embed(state["pos_embed"], new_size=list(grid), num_prefix_tokens=n_prefix)
     missing, unexpected = model.load_state_dict(state, strict=False)
     unexpected = [k for k in unexpected if not k.startswith(("head.", "fc.", "classifier."))]

@@ -7,6 +7,8 @@ distribution of that patch. Also home of the token-level ViT forward that maskin
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -18,7 +20,7 @@ def num_prefix_tokens(backbone: nn.Module) -> int:
     return int(getattr(backbone, "num_prefix_tokens", 1))
 
 
-def vit_tokens(backbone: nn.Module, x: torch.Tensor, mask: torch.Tensor | None = None,
+def vit_tokens(backbone: Any, x: torch.Tensor, mask: torch.Tensor | None = None,
                mask_token: torch.Tensor | None = None) -> torch.Tensor:
     """All output tokens [B, prefix + N, D] of a timm VisionTransformer.
 
@@ -52,6 +54,8 @@ def random_patch_mask(batch: int, n_patches: int, ratio: tuple[float, float], pr
 
 class IBOTPatchLoss(nn.Module):
     """Cross-entropy over masked patches, averaged per image and then over masked images."""
+
+    center: torch.Tensor  # a buffer (registered in __init__), declared for type checkers
 
     def __init__(self, out_dim: int, student_temp: float = 0.1, center_momentum: float = 0.9) -> None:
         super().__init__()

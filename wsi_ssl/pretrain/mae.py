@@ -7,6 +7,8 @@ pixels, normalised per patch (the "normalised-pixel" target).
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -66,7 +68,7 @@ class MAE(nn.Module):
         super().__init__()
         self.backbone = backbone
         self.cfg = cfg
-        p = backbone.patch_embed.patch_size  # type: ignore[union-attr]
+        p: Any = backbone.patch_embed.patch_size  # type: ignore[union-attr]
         self.patch_size = int(p[0] if isinstance(p, (tuple, list)) else p)
         if image_size % self.patch_size:
             raise ValueError(f"MAE: image size {image_size} is not a multiple of the patch size {self.patch_size}")
