@@ -55,7 +55,7 @@ def make_cohort() -> Callable[..., tuple[Path, pd.DataFrame]]:
 @pytest.fixture(autouse=True)
 def _one_torch_thread() -> Iterator[None]:
     """Tiny models on a shared 2-core machine: thread hand-offs cost more than they give
-    (a 16-wide TransMIL epoch went from 4 s to 0.2 s). Restored after each test."""
+    (a 16-wide transformer epoch went from 4 s to 0.2 s). Restored after each test."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

@@ -89,14 +89,14 @@ def test_survival_run_writes_km_and_fold_bins_come_from_training_bags(tmp_path: 
             assert edges.size == 0 and len(fold["baseline_times"]) > 0
 
 
-def test_regression_transmil_and_resume(tmp_path: Path, make_cohort) -> None:  # type: ignore[no-untyped-def]
+def test_regression_transformer_and_resume(tmp_path: Path, make_cohort) -> None:  # type: ignore[no-untyped-def]
     feats, df = make_cohort(tmp_path, n_patients=18)
-    run = _train(tmp_path, df, feats, "--config", str(CONFIGS / "abmil_regression.yaml"), "--set", "task.label_column=score", "--set", "aggregator.kind=transmil", "--set", "aggregator.n_heads=2")
+    run = _train(tmp_path, df, feats, "--config", str(CONFIGS / "abmil_regression.yaml"), "--set", "task.label_column=score", "--set", "aggregator.kind=transformer", "--set", "aggregator.n_heads=2")
     metrics = json.loads((run / "metrics.json").read_text())
     assert {"r2", "pearson_r", "mae"} <= set(metrics["oof"])
     weights = run / "folds" / "fold_0" / "model.safetensors"
     stamp = weights.stat().st_mtime_ns
-    _train(tmp_path, df, feats, "--config", str(CONFIGS / "abmil_regression.yaml"), "--set", "task.label_column=score", "--set", "aggregator.kind=transmil", "--set", "aggregator.n_heads=2")
+    _train(tmp_path, df, feats, "--config", str(CONFIGS / "abmil_regression.yaml"), "--set", "task.label_column=score", "--set", "aggregator.kind=transformer", "--set", "aggregator.n_heads=2")
     assert weights.stat().st_mtime_ns == stamp  # finished folds are not retrained
     assert json.loads((run / "metrics.json").read_text())["oof"]["r2"]["value"] == pytest.approx(metrics["oof"]["r2"]["value"])
 

@@ -10,6 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from wsi_ssl.mil.aggregators import aggregator_names
 from wsi_ssl.mil.bags import Bag, collate
 from wsi_ssl.mil.config import AggregatorConfig
 from wsi_ssl.mil.feature_bank import FeatureBank
@@ -47,7 +48,7 @@ def test_device_bank_uploads_once_in_the_stored_dtype() -> None:
     assert not FeatureBank(_bags([5]), "meta", "host").on_device
 
 
-@pytest.mark.parametrize("kind", ["abmil", "mean", "transmil", "dsmil"])
+@pytest.mark.parametrize("kind", aggregator_names())
 @pytest.mark.parametrize("task", ["classification", "regression"])
 def test_a_batched_training_step_never_reads_back_from_the_device(kind: str, task: str) -> None:
     bank = FeatureBank(_bags([5, 17, 9], np.float16), "meta", "device")

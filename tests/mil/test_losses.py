@@ -96,13 +96,14 @@ def test_time_bins_are_quantiles_of_event_times() -> None:
 
 
 def test_balanced_weights_give_events_and_censored_equal_mass() -> None:
-    from wsi_ssl.mil.losses import balanced_event_weights, make_loss
+    from wsi_ssl.mil.losses import balanced_event_weights
+    from wsi_ssl.mil.tasks import get_task
 
     event = torch.tensor([1, 0, 0, 0, 0, 1, 0, 0])
     w = balanced_event_weights(event)
     assert float(w[event.bool()].sum()) == pytest.approx(float(w[~event.bool()].sum())) == pytest.approx(4.0)
     out = torch.tensor(ETA + [0.1, 0.2], dtype=torch.float64).unsqueeze(1)
     y = torch.stack([torch.tensor(TIME + [1.0, 9.0], dtype=torch.float64), event.double()], dim=1)
-    got = make_loss("survival", "cox", "breslow", "balanced")(out, y)
+    got = get_task("survival").loss("cox", "breslow", "balanced")(out, y)
     ref = weighted_cox_nll(out[:, 0], y[:, 0], event.bool(), w.double(), "breslow")
     assert got.item() == pytest.approx(ref.item())

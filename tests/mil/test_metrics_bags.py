@@ -10,8 +10,9 @@ from sksurv.metrics import concordance_index_ipcw, integrated_brier_score
 from sksurv.util import Surv
 
 from wsi_ssl.mil.bags import Bag, batch_indices, collate
-from wsi_ssl.mil.metrics import bootstrap_ci, classification_metrics, survival_metrics, task_metrics
+from wsi_ssl.mil.metrics import bootstrap_ci, classification_metrics, survival_metrics
 from wsi_ssl.mil.survival import breslow_baseline, cox_survival
+from wsi_ssl.mil.tasks import get_task
 
 
 def harrell_by_hand(time: np.ndarray, event: np.ndarray, risk: np.ndarray) -> float:
@@ -63,7 +64,7 @@ def test_classification_metrics_and_bootstrap() -> None:
     m = classification_metrics(y, prob)
     assert m["auroc"] == pytest.approx(roc_auc_score(y, p1))
     assert m["accuracy"] == pytest.approx(6 / 8) and m["balanced_accuracy"] == pytest.approx(0.75)
-    ci = task_metrics("classification", y, {"prob": prob}, n_boot=200)
+    ci = get_task("classification").metrics(y, {"prob": prob}, n_boot=200)
     assert ci["auroc"]["ci_low"] <= ci["auroc"]["value"] <= ci["auroc"]["ci_high"]
     assert 150 < ci["auroc"]["n_boot"] <= 200  # resamples with one class are skipped
 

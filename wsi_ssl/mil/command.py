@@ -24,7 +24,7 @@ def register(subparsers: Any) -> None:
     tr.add_argument("--folds", type=int, default=None, help="override eval.folds")
     tr.add_argument("--epochs", type=int, default=None, help="override train.epochs")
     tr.add_argument("--device", default=None, help="override train.device (auto, cpu, cuda)")
-    tr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override any config key, e.g. aggregator.kind=transmil")
+    tr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override any config key, e.g. aggregator.kind=transformer")
     tr.set_defaults(func=_train)
 
     pr = sub.add_parser("predict", help="score new slides with a trained run's fold-model ensemble")

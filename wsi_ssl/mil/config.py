@@ -9,18 +9,15 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from wsi_ssl.config import StrictModel
-
-TaskKind = Literal["classification", "regression", "survival"]
-AggregatorKind = Literal["mean", "abmil", "transmil", "dsmil"]
 
 
 class TaskConfig(StrictModel):
     """What is predicted and how it is scored during training."""
 
-    kind: TaskKind = "classification"
+    kind: str = "classification"  # a registered task kind: wsi_ssl.mil.tasks (classification, regression, survival)
     label_column: str = "label"  # class column (classification) or numeric column (regression)
     classes: list[str] | None = None  # class order; sorted distinct labels when None
     class_weights: Literal["none", "balanced"] | list[float] = "none"
@@ -30,17 +27,56 @@ class TaskConfig(StrictModel):
     cox_weighting: Literal["none", "balanced"] = "none"  # balanced: events and censored weigh alike
     n_bins: int = Field(4, ge=2, le=64)  # discrete-time survival: quantile bins of training event times
 
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, kind: str) -> str:
+        # imported here: the registry imports torch, and importing this module must not
+        from wsi_ssl.mil.tasks.registry import get_task
+
+        get_task(kind)  # ValueError naming the known kinds
+        return kind
+
+    @model_validator(mode="after")
+    def _fits_kind(self) -> TaskConfig:
+        from wsi_ssl.mil.tasks.registry import get_task
+
+        get_task(self.kind).check_config(self)
+        return self
+
 
 class AggregatorConfig(StrictModel):
-    """The MIL pooling; ``hidden_dim: 0`` skips the instance projection (a linear model on features)."""
+    """The MIL pooling; ``hidden_dim: 0`` skips the instance projection (a linear model on features).
 
-    kind: AggregatorKind = "abmil"
+    ``kind`` is any registered aggregator (``wsi_ssl/mil/aggregators/``, one module each): ``mean``,
+    ``abmil`` (Ilse et al. 2018), ``dsmil`` (Li et al. 2021), ``transmil`` (Shao et al. 2021 as
+    published: Nystrom attention, 2-D PPEG over the square-padded bag) and ``transformer`` (the
+    same layout with exact attention and a 1-D positional conv; called ``transmil`` before the
+    published model was added). Each kind checks the settings it needs.
+    """
+
+    kind: str = "abmil"
     gated: bool = True  # abmil: gated attention (Ilse et al. 2018)
     hidden_dim: int = Field(256, ge=0)
     attn_dim: int = Field(128, ge=1)
     dropout: float = Field(0.25, ge=0.0, lt=1.0)
-    n_heads: int = Field(4, ge=1)  # transmil
-    n_layers: int = Field(2, ge=1)  # transmil
+    n_heads: int = Field(4, ge=1)  # transformer, transmil (the paper uses 8)
+    n_layers: int = Field(2, ge=1)  # transformer, transmil (the paper: 2, with PPEG between them)
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, kind: str) -> str:
+        # imported here: the registry imports torch, and importing this module must not
+        from wsi_ssl.mil.aggregators.registry import get_aggregator_entry
+
+        get_aggregator_entry(kind)  # ValueError naming the known kinds
+        return kind
+
+    @model_validator(mode="after")
+    def _fits_kind(self) -> AggregatorConfig:
+        from wsi_ssl.mil.aggregators.registry import check_aggregator_config
+
+        check_aggregator_config(self)
+        return self
 
 
 class DataConfig(StrictModel):
@@ -87,18 +123,11 @@ class EvalConfig(StrictModel):
 
 
 class MilConfig(StrictModel):
-    task: TaskConfig = TaskConfig()
-    aggregator: AggregatorConfig = AggregatorConfig()
+    # Factories, not instances: building a task or aggregator config consults its registry, which
+    # imports torch, and importing this module must not.
+    task: TaskConfig = Field(default_factory=TaskConfig)
+    aggregator: AggregatorConfig = Field(default_factory=AggregatorConfig)
     data: DataConfig = DataConfig()
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()
 
-    @model_validator(mode="after")
-    def _consistent(self) -> "MilConfig":
-        if isinstance(self.task.class_weights, list) and self.task.kind != "classification":
-            raise ValueError("task.class_weights is only for task.kind: classification")
-        if self.aggregator.kind == "transmil" and self.aggregator.hidden_dim == 0:
-            raise ValueError("aggregator.hidden_dim must be > 0 for transmil (attention needs a projection)")
-        if self.aggregator.kind == "transmil" and self.aggregator.hidden_dim % self.aggregator.n_heads:
-            raise ValueError("aggregator.hidden_dim must be divisible by aggregator.n_heads for transmil")
-        return self

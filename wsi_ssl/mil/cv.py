@@ -19,11 +19,15 @@ import pandas as pd
 
 from wsi_ssl.mil.bags import Bag
 from wsi_ssl.mil.config import MilConfig
-from wsi_ssl.mil.loading import fold_dir, load_fold_weights, save_fold_weights, write_model_json
-from wsi_ssl.mil.metrics import eval_times, task_metrics
+from wsi_ssl.mil.loading import (
+    fold_dir,
+    load_fold_weights,
+    save_fold_weights,
+    write_model_json,
+)
 from wsi_ssl.mil.model import MILModel
 from wsi_ssl.mil.splits import make_folds
-from wsi_ssl.mil.survival import breslow_baseline, cox_survival, discrete_survival_at
+from wsi_ssl.mil.tasks import get_task
 from wsi_ssl.mil.train import fit, pick_device, predict_bags
 from wsi_ssl.stores.atomic import atomic_output
 
@@ -48,12 +52,6 @@ def _write_json(obj: Any, path: Path) -> None:
         tmp.write_text(json.dumps(obj, indent=2, default=float))
 
 
-def _survival_at(meta: dict[str, Any], model: MILModel, pred: dict[str, np.ndarray], fold_info: dict[str, Any], times: np.ndarray) -> np.ndarray:
-    if meta.get("survival_loss") == "discrete":
-        return discrete_survival_at(pred["survival"], model.bin_edges.numpy(), times)
-    return cox_survival(pred["risk"], times, np.asarray(fold_info["baseline_times"]), np.asarray(fold_info["baseline_cumhaz"]))
-
-
 def _fit_fingerprint(cfg: MilConfig, meta: dict[str, Any], bags: Sequence[Bag], fold: Any) -> str:
     """What a fold model depends on (config except eval, model shape, its bags): resume only on a match."""
     payload = {
@@ -73,9 +71,15 @@ def _fit_or_resume(cfg: MilConfig, meta: dict[str, Any], bags: Sequence[Bag], fo
     if info_path.is_file() and weights.is_file():
         info = json.loads(info_path.read_text())
         if info.get("fingerprint") == sha:
-            log.info("fold %d: already trained, loading %s", fold.index, weights)
-            return load_fold_weights(meta, weights), info
-        log.warning("fold %d: config, data or split changed since it was trained; training it again", fold.index)
+            try:
+                model = load_fold_weights(meta, weights)
+            except RuntimeError as exc:  # e.g. an aggregator kind whose model changed since
+                log.warning("fold %d: saved weights do not fit the model (%s); training it again", fold.index, str(exc).splitlines()[0])
+            else:
+                log.info("fold %d: already trained, loading %s", fold.index, weights)
+                return model, info
+        else:
+            log.warning("fold %d: config, data or split changed since it was trained; training it again", fold.index)
     train = [bags[i] for i in fold.train]
     res = fit(cfg, meta, train, [bags[i] for i in fold.val], seed=cfg.train.seed + fold.index)
     info: dict[str, Any] = {
@@ -86,11 +90,8 @@ def _fit_or_resume(cfg: MilConfig, meta: dict[str, Any], bags: Sequence[Bag], fo
         "train_keys": [bags[i].key for i in fold.train], "val_keys": [bags[i].key for i in fold.val],
         "fingerprint": sha,
     }
-    if meta["task"] == "survival" and meta.get("survival_loss") != "discrete":
-        risk = predict_bags(res.model, train, cfg.data.batch_size)["risk"]
-        y = np.stack([b.target for b in train])
-        t, h = breslow_baseline(risk, y[:, 0], y[:, 1])
-        info["baseline_times"], info["baseline_cumhaz"] = t.tolist(), h.tolist()
+    info.update(get_task(meta["task"]).fold_info(  # e.g. a Cox model's Breslow baseline
+        meta, lambda: predict_bags(res.model, train, cfg.data.batch_size), np.stack([b.target for b in train])))
     save_fold_weights(res.model, weights)
     _write_csv(pd.DataFrame(res.history), fdir / "history.csv")
     _write_json(info, info_path)
@@ -108,30 +109,13 @@ def prediction_frame(
     times: np.ndarray | None,
     fold: np.ndarray | None = None,
 ) -> pd.DataFrame:
-    """One row per bag: ids, target, predictions (class probabilities / value / risk / S(t))."""
+    """One row per bag: ids, then the task's target and prediction columns (class probabilities /
+    value / risk / S(t))."""
     df = pd.DataFrame({"key": [b.key for b in bags], "patient_id": [b.patient_id for b in bags], "slide_ids": [";".join(b.slide_ids) for b in bags]})
     if fold is not None:
         df["fold"] = fold
     y = np.stack([np.asarray(b.target) for b in bags]) if bags and bags[0].target.size else None
-    task = meta["task"]
-    if task == "classification":
-        classes = meta["classes"]
-        if y is not None:
-            df["target"] = [classes[int(v)] for v in y]
-        for j, c in enumerate(classes):
-            df[f"prob_{c}"] = pred["prob"][:, j]
-        df["pred"] = [classes[int(i)] for i in pred["prob"].argmax(axis=1)]
-    elif task == "regression":
-        if y is not None:
-            df["target"] = y
-        df["pred"] = pred["value"]
-    else:
-        if y is not None:
-            df["time"], df["event"] = y[:, 0], y[:, 1].astype(int)
-        df["risk"] = pred["risk"]
-        if times is not None and "survival_at_times" in pred:
-            for j, t in enumerate(times):
-                df[f"surv@{t:g}"] = pred["survival_at_times"][:, j]
+    get_task(meta["task"]).prediction_columns(df, y, pred, meta.get("classes"), times)
     return df
 
 
@@ -146,11 +130,11 @@ def run_cv(
     """K-fold CV over ``bags`` (and ensembled prediction of ``test_bags``); writes the run dir."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    task = meta["task"]
+    task = get_task(meta["task"])
     y = np.stack([np.asarray(b.target) for b in bags])
     patients = np.array([b.patient_id for b in bags])
-    folds = make_folds(task, y, patients, cfg.eval.folds, cfg.train.val_fraction, cfg.train.seed, predefined_folds)
-    times = eval_times(y[:, 0], y[:, 1]) if task == "survival" else None
+    folds = make_folds(task.kind, y, patients, cfg.eval.folds, cfg.train.val_fraction, cfg.train.seed, predefined_folds)
+    times = task.eval_times(y)
     device = pick_device(cfg.train.device)
     oof: dict[str, np.ndarray] = {}
     fold_of = np.full(len(bags), -1)
@@ -164,26 +148,25 @@ def run_cv(
         for key, s in zip([b.key for b in test], pred.pop("scores")):
             if s is not None:
                 scores[key] = s
-        if times is not None:
-            pred["survival_at_times"] = _survival_at(meta, model, pred, info, times)
+        pred.update(task.fold_outputs(pred, meta, model.bin_edges.numpy(), info, times))
         for k, v in pred.items():
             oof.setdefault(k, np.zeros((len(bags),) + v.shape[1:], dtype=np.float64))[fold.test] = v
         fold_of[fold.test] = fold.index
         try:
-            per_fold.append({k: v["value"] for k, v in task_metrics(task, y[fold.test], pred, n_boot=0, times=times).items()})
+            per_fold.append({k: v["value"] for k, v in task.metrics(y[fold.test], pred, n_boot=0, times=times).items()})
         except ValueError as exc:  # e.g. one class only in a tiny fold
             per_fold.append({"error": str(exc)})
         if test_bags:
             tp = predict_bags(model, test_bags, cfg.data.batch_size, device)
-            if times is not None:
-                tp["survival_at_times"] = _survival_at(meta, model, tp, info, times)
-            test_preds.append({k: v for k, v in tp.items() if k != "survival"})
-    oof.pop("survival", None)
+            tp.update(task.fold_outputs(tp, meta, model.bin_edges.numpy(), info, times))
+            test_preds.append({k: v for k, v in tp.items() if k not in task.fold_only_outputs})
+    for k in task.fold_only_outputs:
+        oof.pop(k, None)
     metrics: dict[str, Any] = {
-        "task": task,
+        "task": task.kind,
         "n_bags": len(bags),
         "folds": len(folds),
-        "oof": task_metrics(task, y, oof, cfg.eval.bootstrap, cfg.eval.ci, times, cfg.train.seed),
+        "oof": task.metrics(y, oof, cfg.eval.bootstrap, cfg.eval.ci, times, cfg.train.seed),
         "per_fold": per_fold,
     }
     oof_df = prediction_frame(meta, bags, oof, times, fold_of)
@@ -192,7 +175,7 @@ def run_cv(
         ens = {k: np.mean([p[k] for p in test_preds], axis=0) for k in test_preds[0]}
         test_df = prediction_frame(meta, test_bags, ens, times)
         y_test = np.stack([np.asarray(b.target) for b in test_bags])
-        metrics["test"] = task_metrics(task, y_test, ens, cfg.eval.bootstrap, cfg.eval.ci, times, cfg.train.seed)
+        metrics["test"] = task.metrics(y_test, ens, cfg.eval.bootstrap, cfg.eval.ci, times, cfg.train.seed)
         metrics["n_test_bags"] = len(test_bags)
         _write_csv(test_df, run_dir / "test_predictions.csv")
     _write_csv(oof_df, run_dir / "oof_predictions.csv")

@@ -15,11 +15,13 @@ import numpy as np
 import pandas as pd
 
 from wsi_ssl.config import dump_config
+from wsi_ssl.mil.aggregators.registry import get_aggregator_entry
 from wsi_ssl.mil.bags import Bag, load_bags
 from wsi_ssl.mil.config import MilConfig
 from wsi_ssl.mil.cv import CVResult, run_cv
 from wsi_ssl.mil.model import model_meta
-from wsi_ssl.mil.table import class_names, read_slide_table, target_array, validate_slide_table
+from wsi_ssl.mil.table import read_slide_table, target_array, validate_slide_table
+from wsi_ssl.mil.tasks import get_task
 from wsi_ssl.stores.features import encoder_identity, feature_path, read_feature_attrs
 
 log = logging.getLogger(__name__)
@@ -50,7 +52,8 @@ def write_heatmaps(
     order: Sequence[str] | None = None,
 ) -> int:
     """Heatmaps for up to ``limit`` bags (``order`` first: e.g. the most confident), one per slide."""
-    from wsi_ssl.mil.heatmaps import level0_tile_px, open_slide, slide_heatmap
+    from wsi_ssl.mil.heatmaps import level0_tile_px, slide_heatmap
+    from wsi_ssl.slide.readers import open_slide
 
     by_key = {b.key: b for b in bags}
     keys = [k for k in (order or by_key) if k in scores and k in by_key][:limit]
@@ -66,9 +69,8 @@ def write_heatmaps(
             slide_mpp = None
             if path is not None:
                 try:
-                    slide = open_slide(path)
-                    slide_mpp = float(slide.properties.get("openslide.mpp-x") or slide.properties.get("tiffslide.mpp-x") or 0) or None
-                    slide.close()
+                    with open_slide(path, fast_reads=False) as slide:
+                        slide_mpp = slide.mpp
                 except Exception as exc:  # noqa: BLE001 - an unreadable slide only costs the overlay
                     log.warning("slide %s: cannot open %s (%s); drawing the grid heatmap only", sid, path, exc)
                     path = None
@@ -95,7 +97,8 @@ def train_run(cfg: MilConfig, features_dir: str | Path, slides_csv: str | Path, 
     if "path" in df.columns:  # relative slide paths are relative to the table's folder
         base = Path(slides_csv).parent
         df["path"] = [p if pd.isna(p) or Path(str(p)).is_absolute() else str(base / str(p)) for p in df["path"]]
-    classes = class_names(df, task) if task.kind == "classification" else None
+    kind = get_task(task.kind)
+    classes = kind.classes(df, task)  # None unless classification
     train_df, test_df = _split_test(df)
     bags = load_bags(train_df, features_dir, target_array(train_df, task, classes), cfg.data.group_by)
     test_bags = load_bags(test_df, features_dir, target_array(test_df, task, classes), cfg.data.group_by) if len(test_df) else []
@@ -115,12 +118,10 @@ def train_run(cfg: MilConfig, features_dir: str | Path, slides_csv: str | Path, 
     result = run_cv(cfg, meta, bags, out_dir, test_bags, predefined)
     extras: dict[str, Any] = {}
     if cfg.eval.plots:
-        from wsi_ssl.mil.plots import task_plots
-
-        extras["plots"] = task_plots(task.kind, result.oof, classes, out_dir / "plots", "oof")
+        extras["plots"] = kind.plots(result.oof, classes, out_dir / "plots", "oof")
         if result.test is not None:
-            extras["test_plots"] = task_plots(task.kind, result.test, classes, out_dir / "plots", "test")
-    if cfg.eval.heatmaps and result.oof_scores and cfg.aggregator.kind != "mean":
+            extras["test_plots"] = kind.plots(result.test, classes, out_dir / "plots", "test")
+    if cfg.eval.heatmaps and result.oof_scores and get_aggregator_entry(cfg.aggregator.kind).attention:
         order = _confident_first(result.oof, task.kind, classes)
         extras["heatmaps"] = write_heatmaps(bags, result.oof_scores, features_dir, out_dir / "heatmaps", df, slides_dir, cfg.eval.heatmaps, cfg.eval.top_tiles, order)
     if extras:
@@ -132,10 +133,7 @@ def train_run(cfg: MilConfig, features_dir: str | Path, slides_csv: str | Path, 
 
 def _confident_first(oof: pd.DataFrame, task: str, classes: list[str] | None) -> list[str]:
     """Bags ordered by the strongest prediction: highest positive probability / value / risk."""
-    if task == "classification" and classes:
-        col = f"prob_{classes[-1]}"
-    else:
-        col = "pred" if task == "regression" else "risk"
+    col = get_task(task).confidence_column(classes)
     return oof.sort_values(col, ascending=False)["key"].astype(str).tolist()
 
 

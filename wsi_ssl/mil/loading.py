@@ -25,10 +25,14 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from wsi_ssl.mil.model import MILModel, build_model
+from wsi_ssl.mil.tasks import get_task
 from wsi_ssl.stores.atomic import atomic_output
 
-MODEL_FORMAT_VERSION = 1
+# 2: aggregator kinds come from the registry; the kind format 1 called "transmil" is "transformer"
+# (exact attention, 1-D positional conv), and "transmil" is now the published model.
+MODEL_FORMAT_VERSION = 2
 MODEL_JSON = "model.json"
+RENAMED_IN_FORMAT_2 = {"transmil": "transformer"}
 
 
 class ModelDirError(ValueError):
@@ -67,6 +71,9 @@ def read_model_json(run_dir: str | Path) -> dict[str, Any]:
         raise ModelDirError(f"{path}: format_version {meta['format_version']} is newer than this wsi_ssl reads ({MODEL_FORMAT_VERSION})")
     if not meta.get("folds"):
         raise ModelDirError(f"{path}: lists no fold models")
+    if int(meta.get("format_version", 0)) < 2 and isinstance(meta.get("aggregator"), dict):
+        kind = meta["aggregator"].get("kind")
+        meta["aggregator"]["kind"] = RENAMED_IN_FORMAT_2.get(kind, kind)
     return meta
 
 
@@ -81,7 +88,8 @@ class MILEnsemble(nn.Module):
     @torch.no_grad()
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
         preds = [m.predict(x, mask) for m in self.models]
-        keys = [k for k in preds[0] if k != "survival"]  # bins differ between folds: not averaged
+        fold_only = get_task(self.meta["task"]).fold_only_outputs  # e.g. survival bins: differ between folds
+        keys = [k for k in preds[0] if k not in fold_only]
         return {k: torch.stack([p[k] for p in preds]).mean(dim=0) for k in keys}
 
     @torch.no_grad()

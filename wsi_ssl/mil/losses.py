@@ -1,4 +1,4 @@
-"""Training losses for the three tasks.
+"""The survival losses (the task kinds in :mod:`wsi_ssl.mil.tasks` build their loss from these).
 
 Cox partial likelihood over the batch's risk set: unweighted, it is torchsurv's tested
 ``neg_partial_log_likelihood`` (Efron or Breslow ties), normalized per event rather than per
@@ -12,14 +12,11 @@ Zadeh & Schmid (2020) with bins fitted on training-fold event times only (:func:
 from __future__ import annotations
 
 import warnings
-from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torchsurv.loss.cox import neg_partial_log_likelihood
-
-LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def cox_nll(log_hz: torch.Tensor, time: torch.Tensor, event: torch.Tensor, ties: str = "efron", weights: torch.Tensor | None = None) -> torch.Tensor:
@@ -108,28 +105,3 @@ def discrete_nll(logits: torch.Tensor, time: torch.Tensor, event: torch.Tensor, 
     uncensored = -(log_s_prev.gather(1, k) + log_h.gather(1, k)).squeeze(1)
     censored = -log_s.gather(1, k).squeeze(1)
     return (ev * uncensored + (1 - ev) * censored).mean()
-
-
-def make_loss(
-    task: str,
-    survival_loss: str = "cox",
-    ties: str = "efron",
-    cox_weighting: str = "none",
-    class_weights: torch.Tensor | None = None,
-    bin_edges: torch.Tensor | None = None,
-) -> LossFn:
-    """The loss for a task: ``loss(head_output [B, out], target) -> scalar``."""
-    if task == "classification":
-        return lambda out, y: F.cross_entropy(out, y, weight=None if class_weights is None else class_weights.to(out.device))
-    if task == "regression":
-        return lambda out, y: F.mse_loss(out[:, 0], y)
-    if survival_loss == "discrete":
-        if bin_edges is None:
-            raise ValueError("the discrete-time loss needs bin edges fitted on the training fold")
-        return lambda out, y: discrete_nll(out, y[:, 0], y[:, 1], bin_edges.to(out.device))
-
-    def cox(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        w = balanced_event_weights(y[:, 1]) if cox_weighting == "balanced" else None
-        return cox_nll(out[:, 0], y[:, 0], y[:, 1], ties=ties, weights=w)
-
-    return cox

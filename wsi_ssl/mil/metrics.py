@@ -5,7 +5,8 @@ for binary, macro otherwise), accuracy; class = argmax of the probabilities, a f
 threshold is tuned on the data it is scored on. Regression: R2, Pearson r, MAE. Survival:
 Harrell's C, Uno's IPCW C, mean time-dependent AUC and the integrated Brier score at a grid of
 event-time percentiles. Each bootstrap resample redraws bags with replacement and recomputes
-the metric; resamples where a metric is undefined (one class only) are skipped.
+the metric; resamples where a metric is undefined (one class only) are skipped. Each task kind
+(:mod:`wsi_ssl.mil.tasks`) picks its metric function and bootstraps it (``Task.metrics``).
 """
 
 from __future__ import annotations
@@ -15,8 +16,20 @@ from typing import Callable
 
 import numpy as np
 from scipy.stats import pearsonr
-from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, mean_absolute_error, r2_score, roc_auc_score
-from sksurv.metrics import concordance_index_censored, concordance_index_ipcw, cumulative_dynamic_auc, integrated_brier_score
+from sklearn.metrics import (
+    accuracy_score,
+    balanced_accuracy_score,
+    f1_score,
+    mean_absolute_error,
+    r2_score,
+    roc_auc_score,
+)
+from sksurv.metrics import (
+    concordance_index_censored,
+    concordance_index_ipcw,
+    cumulative_dynamic_auc,
+    integrated_brier_score,
+)
 from sksurv.util import Surv
 
 MetricFn = Callable[[np.ndarray], dict[str, float]]
@@ -91,25 +104,3 @@ def bootstrap_ci(fn: MetricFn, n: int, n_boot: int, ci: float = 0.95, seed: int 
             "n_boot": int(len(d)),
         }
     return result
-
-
-def task_metrics(
-    task: str,
-    target: np.ndarray,
-    pred: dict[str, np.ndarray],
-    n_boot: int = 1000,
-    ci: float = 0.95,
-    times: np.ndarray | None = None,
-    seed: int = 0,
-) -> dict[str, dict[str, float]]:
-    """All metrics for a task with bootstrap CIs; ``pred`` as written to the predictions CSV."""
-    if task == "classification":
-        return bootstrap_ci(lambda i: classification_metrics(target[i], pred["prob"][i]), len(target), n_boot, ci, seed)
-    if task == "regression":
-        return bootstrap_ci(lambda i: regression_metrics(target[i], pred["value"][i]), len(target), n_boot, ci, seed)
-    time, event = target[:, 0], target[:, 1]
-    surv = pred.get("survival_at_times")
-    return bootstrap_ci(
-        lambda i: survival_metrics(time[i], event[i], pred["risk"][i], None if surv is None else surv[i], times),
-        len(target), n_boot, ci, seed,
-    )

@@ -15,13 +15,14 @@ from torch import nn
 
 from wsi_ssl.mil.aggregators import AggOutput, build_aggregator
 from wsi_ssl.mil.config import AggregatorConfig
-from wsi_ssl.mil.heads import Head, head_out_dim, predictions
+from wsi_ssl.mil.heads import Head
+from wsi_ssl.mil.tasks import get_task
 
 
 class MILModel(nn.Module):
     def __init__(self, input_dim: int, agg_cfg: AggregatorConfig, task: str, out_dim: int, survival_loss: str = "cox", n_bins: int = 0) -> None:
         super().__init__()
-        self.task = task
+        self.task = get_task(task)  # what the head's outputs mean (wsi_ssl.mil.tasks)
         self.survival_loss = survival_loss
         self.register_buffer("feat_mean", torch.zeros(input_dim))
         self.register_buffer("feat_std", torch.ones(input_dim))
@@ -109,7 +110,7 @@ class MILModel(nn.Module):
         return self._named(*self.forward_packed_full(feats, lengths, mask))
 
     def _named(self, out: torch.Tensor, agg: AggOutput) -> dict[str, torch.Tensor]:
-        pred = predictions(self.task, self.survival_loss, out, float(self.target_mean), float(self.target_std))
+        pred = self.task.predictions(out, self.survival_loss, float(self.target_mean), float(self.target_std))
         if agg.scores is not None:
             pred["scores"] = agg.scores
         return pred
@@ -118,13 +119,14 @@ class MILModel(nn.Module):
 def model_meta(input_dim: int, agg_cfg: AggregatorConfig, task: str, classes: list[str] | None, survival_loss: str, n_bins: int) -> dict[str, Any]:
     """The JSON description of a model; ``build_model(meta)`` turns it back into a module."""
     n_classes = len(classes) if classes else 0
-    sl = survival_loss if task == "survival" else None
+    kind = get_task(task)
+    sl = kind.meta_survival_loss(survival_loss)
     return {
         "task": task,
         "survival_loss": sl,
         "classes": classes,
         "input_dim": input_dim,
-        "out_dim": head_out_dim(task, n_classes, survival_loss, n_bins),
+        "out_dim": kind.head_out_dim(n_classes, survival_loss, n_bins),
         "n_bins": n_bins if sl == "discrete" else 0,
         "aggregator": agg_cfg.model_dump(mode="json"),
     }

@@ -2,6 +2,7 @@
 groups with the log-rank p-value, and predicted-vs-true scatter for regression.
 
 Risk groups split at the median predicted risk of the plotted set (a fixed rule, not tuned).
+Which plots a run gets is up to its task kind (``Task.plots`` in :mod:`wsi_ssl.mil.tasks`).
 """
 
 from __future__ import annotations
@@ -71,17 +72,3 @@ def regression_plot(df: pd.DataFrame, path: str | Path, title: str = "predicted 
     ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
     ax.set(xlabel="true", ylabel="predicted", title=title)
     return _save(fig, Path(path))
-
-
-def task_plots(task: str, df: pd.DataFrame, classes: list[str] | None, out_dir: str | Path, prefix: str = "oof") -> dict[str, object]:
-    """The plots that fit the task, written under ``out_dir``; returns what was written."""
-    out_dir = Path(out_dir)
-    written: dict[str, object] = {}
-    if task == "classification" and classes and "target" in df:
-        written["roc"] = str(roc_plot(df, classes, out_dir / f"{prefix}_roc.png"))
-    elif task == "regression" and "target" in df:
-        written["scatter"] = str(regression_plot(df, out_dir / f"{prefix}_scatter.png"))
-    elif task == "survival" and "time" in df:
-        path, p = km_plot(df, out_dir / f"{prefix}_km.png")
-        written["km"], written["logrank_p"] = str(path), p
-    return written

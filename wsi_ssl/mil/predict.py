@@ -17,8 +17,8 @@ import pandas as pd
 from wsi_ssl.mil.bags import load_bags
 from wsi_ssl.mil.cv import prediction_frame
 from wsi_ssl.mil.loading import load_mil_model
-from wsi_ssl.mil.survival import cox_survival, discrete_survival_at
 from wsi_ssl.mil.table import SlideTableError, read_slide_table
+from wsi_ssl.mil.tasks import get_task
 from wsi_ssl.mil.train import predict_bags
 from wsi_ssl.stores.atomic import atomic_output
 from wsi_ssl.stores.features import feature_path, iter_feature_files
@@ -60,6 +60,7 @@ def predict_run(model_dir: str | Path, features_dir: str | Path, out_csv: str | 
     bounded memory; each run of bags is scored by every fold model before the next is read.
     """
     ensemble, meta = load_mil_model(model_dir)
+    task = get_task(meta["task"])
     df = prediction_table(features_dir, slides_csv)
     group_by = meta.get("group_by", "slide") if slides_csv is not None else "slide"
     times = np.asarray(meta["eval_times"]) if meta.get("eval_times") else None
@@ -72,12 +73,9 @@ def predict_run(model_dir: str | Path, features_dir: str | Path, out_csv: str | 
         preds = []
         for model, fold in zip(ensemble.models, meta["folds"]):
             p = predict_bags(model, bags, batch_size, device)
-            if times is not None:
-                if meta.get("survival_loss") == "discrete":
-                    p["survival_at_times"] = discrete_survival_at(p["survival"], model.bin_edges.numpy(), times)
-                else:
-                    p["survival_at_times"] = cox_survival(p["risk"], times, np.asarray(fold["baseline_times"]), np.asarray(fold["baseline_cumhaz"]))
-            p.pop("survival", None)
+            p.update(task.fold_outputs(p, meta, model.bin_edges.numpy(), fold, times))  # S(t) at the run's times
+            for k in task.fold_only_outputs:
+                p.pop(k, None)
             preds.append(p)
         mean = {k: np.mean([p[k] for p in preds], axis=0) for k in preds[0]}
         frames.append(prediction_frame(meta, bags, mean, times))

@@ -1,8 +1,9 @@
 """Patient-grouped, stratified cross-validation splits.
 
 Folds are drawn over bags with sklearn's StratifiedGroupKFold, grouped by patient (so a patient
-with several slide-level bags never sits on both sides) and stratified on the class, the event
-indicator, or quantile bins of a regression target. The inner validation split used for early
+with several slide-level bags never sits on both sides) and stratified on what the task kind
+gives (``Task.strata``: the class, the event indicator, or quantile bins of a regression
+target). The inner validation split used for early
 stopping is drawn the same way from the training fold only.
 """
 
@@ -13,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold
+
+from wsi_ssl.mil.tasks import get_task
 
 
 class SplitError(ValueError):
@@ -25,16 +28,6 @@ class Fold:
     train: np.ndarray  # bag indices used for fitting
     val: np.ndarray  # inner validation (early stopping), drawn from the training fold
     test: np.ndarray  # out-of-fold bags scored by this fold's model
-
-
-def strata_for(task: str, targets: np.ndarray, n_quantiles: int = 4) -> np.ndarray:
-    """A discrete label to stratify on: class, event, or regression quantile bin."""
-    if task == "classification":
-        return targets.astype(int)
-    if task == "survival":
-        return targets[:, 1].astype(int)
-    edges = np.quantile(targets, np.linspace(0, 1, n_quantiles + 1)[1:-1])
-    return np.searchsorted(edges, targets, side="right")
 
 
 def assert_disjoint_patients(patients: np.ndarray, *parts: np.ndarray) -> None:
@@ -71,7 +64,7 @@ def make_folds(
     the random outer split. The inner split is skipped when ``val_fraction`` is 0 or the
     training fold is too small to stratify it.
     """
-    strata = strata_for(task, targets)
+    strata = get_task(task).strata(targets)
     patients = np.asarray(patients).astype(str)
     if predefined is not None:
         ids = sorted(set(predefined.tolist()))

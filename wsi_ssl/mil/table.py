@@ -1,8 +1,9 @@
 """Contract 4: the slide table, read and checked before any training starts.
 
 One CSV row per slide: ``slide_id``, ``patient_id`` and the task's targets (a class column, a
-numeric column, or ``time`` and ``event``). Optional ``path`` (the slide file, for heatmaps),
-``split`` (``test`` marks a fixed held-out test set) and ``fold`` (predefined CV folds).
+numeric column, or ``time`` and ``event``: which, and how they are checked, belongs to the task
+kind, :mod:`wsi_ssl.mil.tasks`). Optional ``path`` (the slide file, for heatmaps), ``split``
+(``test`` marks a fixed held-out test set) and ``fold`` (predefined CV folds).
 Every problem found is reported at once, so a user fixes the table in one pass.
 """
 
@@ -14,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from wsi_ssl.mil.config import TaskConfig
+from wsi_ssl.mil.tasks import get_task
 from wsi_ssl.stores.features import feature_path
 
 
@@ -53,16 +55,12 @@ def validate_slide_table(
     target, a patient split across predefined folds, or a class with fewer patients than folds.
     """
     src = df.attrs.get("source", "slide table")
+    kind = get_task(task.kind)
     problems: list[str] = []
-    need = ["slide_id", "patient_id"]
-    if task.kind == "survival":
-        need += ["time", "event"]
-    else:
-        need.append(task.label_column)
+    need = ["slide_id", "patient_id", *kind.target_columns(task)]
     missing_cols = [c for c in need if c not in df.columns]
     if missing_cols:
-        hint = " (a survival task needs 'time' and 'event')" if task.kind == "survival" else ""
-        raise SlideTableError(f"{src}: missing column(s) {missing_cols}{hint}; found {list(df.columns)}")
+        raise SlideTableError(f"{src}: missing column(s) {missing_cols}{kind.missing_columns_hint}; found {list(df.columns)}")
     df = df.copy()
     df["slide_id"] = df["slide_id"].astype(str)
     df["patient_id"] = df["patient_id"].astype(str)
@@ -75,7 +73,7 @@ def validate_slide_table(
         absent = [s for s in df["slide_id"] if not feature_path(features_dir, s).is_file()]
         if absent:
             problems.append(f"{len(absent)} slide(s) have no feature file in {features_dir}: {_few(absent)}")
-    problems += _check_targets(df, task)
+    problems += kind.check_targets(df, task)
     if "split" in df.columns:
         bad = sorted(set(df["split"].dropna().astype(str)) - {"train", "test"})
         if bad:
@@ -89,54 +87,11 @@ def validate_slide_table(
     return df
 
 
-def _check_targets(df: pd.DataFrame, task: TaskConfig) -> list[str]:
-    problems: list[str] = []
-    if task.kind == "survival":
-        time = pd.to_numeric(df["time"], errors="coerce")
-        event = pd.to_numeric(df["event"], errors="coerce")
-        if time.isna().any() or (time < 0).any():
-            problems.append(f"'time' must be a non-negative number in every row ({int(time.isna().sum())} missing)")
-        if event.isna().any() or not event.dropna().isin([0, 1]).all():
-            problems.append("'event' must be 1 (event) or 0 (censored) in every row")
-        if not problems and event.sum() == 0:
-            problems.append("no events at all: a survival model cannot be fitted")
-        df["time"], df["event"] = time.astype(float), event.fillna(0).astype(int)
-    elif task.kind == "regression":
-        y = pd.to_numeric(df[task.label_column], errors="coerce")
-        if y.isna().any():
-            problems.append(f"column {task.label_column!r} must be numeric in every row ({int(y.isna().sum())} missing)")
-        df[task.label_column] = y.astype(float)
-    else:
-        col = df[task.label_column]
-        if col.isna().any():
-            problems.append(f"column {task.label_column!r} is empty in {int(col.isna().sum())} row(s)")
-        labels = col.dropna().map(_label_str)
-        df[task.label_column] = col.map(_label_str)
-        if task.classes is not None:
-            unknown = sorted(set(labels) - set(task.classes))
-            if unknown:
-                problems.append(f"labels {unknown} in {task.label_column!r} are not in task.classes {task.classes}")
-        elif labels.nunique() < 2:
-            problems.append(f"column {task.label_column!r} needs at least 2 classes, found {sorted(set(labels))}")
-    return problems
-
-
-def _label_str(value: object) -> str:
-    """Class labels as strings; 1.0 read from a CSV with gaps becomes '1', not '1.0'."""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
-def target_columns(task: TaskConfig) -> list[str]:
-    return ["time", "event"] if task.kind == "survival" else [task.label_column]
-
-
 def _check_patients(df: pd.DataFrame, task: TaskConfig, group_by: str) -> list[str]:
     problems: list[str] = []
     per_patient = df.groupby("patient_id")
     if group_by == "patient":
-        cols = target_columns(task)
+        cols = get_task(task.kind).target_columns(task)
         n_distinct = per_patient[cols].nunique(dropna=False).max(axis=1)
         bad = n_distinct[n_distinct > 1].index.tolist()
         if bad:
@@ -158,11 +113,8 @@ def _check_fold_sizes(df: pd.DataFrame, task: TaskConfig, folds: int) -> list[st
     patients = train.drop_duplicates("patient_id")
     if len(patients) < folds:
         return [f"{len(patients)} patient(s) for {folds} folds: need at least one patient per fold"]
-    if task.kind == "classification":
-        counts = patients[task.label_column].value_counts()
-    elif task.kind == "survival":
-        counts = patients["event"].map({1: "event", 0: "censored"}).value_counts()
-    else:
+    counts = get_task(task.kind).stratum_counts(patients, task)  # per class / event status
+    if counts is None:
         return []
     small = {str(k): int(v) for k, v in counts.items() if v < folds}
     if small:
@@ -170,24 +122,11 @@ def _check_fold_sizes(df: pd.DataFrame, task: TaskConfig, folds: int) -> list[st
     return []
 
 
-def class_names(df: pd.DataFrame, task: TaskConfig) -> list[str]:
-    if task.classes is not None:
-        return list(task.classes)
-    return sorted(set(df[task.label_column].astype(str)), key=_natural_key)
-
-
-def _natural_key(label: str) -> tuple[int, float | str]:
-    try:
-        return (0, float(label))
-    except ValueError:
-        return (1, label)
+def class_names(df: pd.DataFrame, task: TaskConfig) -> list[str] | None:
+    """The class order of a classification task (``task.classes``, else sorted labels); None for other kinds."""
+    return get_task(task.kind).classes(df, task)
 
 
 def target_array(df: pd.DataFrame, task: TaskConfig, classes: list[str] | None) -> np.ndarray:
     """Targets as numbers: class index, float value, or [time, event] rows."""
-    if task.kind == "classification":
-        index = {c: i for i, c in enumerate(classes or [])}
-        return df[task.label_column].astype(str).map(index).to_numpy(dtype=np.int64)
-    if task.kind == "regression":
-        return df[task.label_column].to_numpy(dtype=np.float64)
-    return df[["time", "event"]].to_numpy(dtype=np.float64)
+    return get_task(task.kind).target_array(df, task, classes)

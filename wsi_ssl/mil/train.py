@@ -16,11 +16,9 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from wsi_ssl.config import ConfigError
 from wsi_ssl.mil.bags import Bag, Batch, batch_indices, collate
 from wsi_ssl.mil.config import MilConfig
 from wsi_ssl.mil.feature_bank import FeatureBank
-from wsi_ssl.mil.losses import fit_time_bins, make_loss
 from wsi_ssl.mil.model import MILModel, build_model
 
 log = logging.getLogger(__name__)
@@ -55,28 +53,13 @@ def prepare_model(cfg: MilConfig, meta: dict[str, Any], train_bags: Sequence[Bag
         mean, std = instance_stats(train_bags, seed=cfg.train.seed)
         model.feat_mean.copy_(torch.from_numpy(mean))
         model.feat_std.copy_(torch.from_numpy(std))
-    if meta["task"] == "regression" and cfg.task.standardize_target:
-        model.target_mean.fill_(float(y.mean()))
-        model.target_std.fill_(float(y.std()) if y.std() > 0 else 1.0)
-    if meta.get("survival_loss") == "discrete":
-        model.bin_edges.copy_(torch.from_numpy(fit_time_bins(y[:, 0], y[:, 1], meta["n_bins"])).float())
-    weights = None
-    if meta["task"] == "classification" and cfg.task.class_weights != "none":
-        n_classes = len(meta["classes"])
-        if cfg.task.class_weights == "balanced":
-            counts = np.bincount(y.astype(int), minlength=n_classes).astype(float)
-            weights = torch.tensor(len(y) / (n_classes * np.maximum(counts, 1)), dtype=torch.float32)
-        else:
-            if len(cfg.task.class_weights) != n_classes:
-                raise ConfigError(f"task.class_weights has {len(cfg.task.class_weights)} values for {n_classes} classes {meta['classes']}")
-            weights = torch.tensor(cfg.task.class_weights, dtype=torch.float32)
-    return model, weights
+    for name, value in model.task.fitted_buffers(cfg.task, meta, y).items():  # target stats, time bins
+        model.get_buffer(name).copy_(value)
+    return model, model.task.class_weights(cfg.task, meta, y)
 
 
 def _loss_target(model: MILModel, y: torch.Tensor) -> torch.Tensor:
-    if model.task == "regression":
-        return (y - model.target_mean) / model.target_std
-    return y
+    return model.task.loss_target(y, model.target_mean, model.target_std)
 
 
 def run_batch(model: MILModel, batch: Batch, mode: str = "batched", min_instances: int = 256) -> torch.Tensor:
@@ -113,7 +96,7 @@ def fit(cfg: MilConfig, meta: dict[str, Any], train_bags: Sequence[Bag], val_bag
     model.to(device)
     if class_weights is not None:
         class_weights = class_weights.to(device)  # once: the loss would copy it every step
-    loss_fn = make_loss(meta["task"], meta.get("survival_loss") or "cox", cfg.task.ties, cfg.task.cox_weighting, class_weights, model.bin_edges)
+    loss_fn = model.task.loss(meta.get("survival_loss") or "cox", cfg.task.ties, cfg.task.cox_weighting, class_weights, model.bin_edges)
     # fused: one kernel for the whole update on a GPU, where a MIL step is mostly launch overhead
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay,
                             fused=device.type == "cuda")

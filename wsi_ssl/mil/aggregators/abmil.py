@@ -7,10 +7,16 @@ The bag embedding is sum_k a_k h_k; the softmax runs over real instances only.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 
 from wsi_ssl.mil.aggregators.base import AggOutput, Aggregator, Head, masked_softmax
+from wsi_ssl.mil.aggregators.registry import register_aggregator
+
+if TYPE_CHECKING:
+    from wsi_ssl.mil.config import AggregatorConfig
 
 
 class AttentionMIL(Aggregator):
@@ -39,3 +45,8 @@ class AttentionMIL(Aggregator):
         weights = masked_softmax(logits, mask)
         embedding = torch.bmm(weights.unsqueeze(1), h).squeeze(1)
         return AggOutput(embedding=embedding, scores=weights)
+
+
+@register_aggregator("abmil")
+def _build(cfg: AggregatorConfig, in_dim: int) -> Aggregator:
+    return AttentionMIL(in_dim, cfg.attn_dim, gated=cfg.gated, dropout=cfg.dropout)

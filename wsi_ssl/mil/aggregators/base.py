@@ -9,7 +9,7 @@ not change the result: a bag padded with any number of extra masked rows gives t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -44,3 +44,11 @@ def masked_softmax(logits: torch.Tensor, mask: torch.Tensor, dim: int = -1) -> t
 def masked_mean(h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     m = mask.unsqueeze(-1).to(h.dtype)
     return (h * m).sum(dim=1) / m.sum(dim=1).clamp(min=1.0)
+
+
+def check_attention_widths(cfg: Any) -> None:
+    """Config check shared by the self-attention kinds: a projection whose width splits into heads."""
+    if cfg.hidden_dim == 0:
+        raise ValueError(f"aggregator.hidden_dim must be > 0 for {cfg.kind} (attention needs a projection)")
+    if cfg.hidden_dim % cfg.n_heads:
+        raise ValueError(f"aggregator.hidden_dim must be divisible by aggregator.n_heads for {cfg.kind}")

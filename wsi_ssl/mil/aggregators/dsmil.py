@@ -12,11 +12,16 @@ survival heads too; the critical instance is the one with the largest first head
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from wsi_ssl.mil.aggregators.base import AggOutput, Aggregator, Head, masked_softmax
+from wsi_ssl.mil.aggregators.registry import register_aggregator
+
+if TYPE_CHECKING:
+    from wsi_ssl.mil.config import AggregatorConfig
 
 
 class DSMIL(Aggregator):
@@ -41,3 +46,8 @@ class DSMIL(Aggregator):
         weights = masked_softmax(logits, mask)
         embedding = torch.bmm(weights.unsqueeze(1), self.v(h)).squeeze(1)
         return AggOutput(embedding=embedding, scores=weights, instance_logits=inst[rows, crit])
+
+
+@register_aggregator("dsmil")
+def _build(cfg: AggregatorConfig, in_dim: int) -> Aggregator:
+    return DSMIL(in_dim, cfg.attn_dim, dropout=cfg.dropout)
