@@ -65,8 +65,17 @@ def write_stores(folder: Path, tiles: np.ndarray, n_slides: int, mpp: float = 0.
         path = store_path(folder, f"slide{s:02d}")
         n, t = len(part), part.shape[1]
         coords = np.stack([np.arange(n) * t, np.zeros(n)], 1).astype(np.int64)
-        attrs = {"slide_id": path.stem, "source_path": "bench", "backend": "bench", "mpp": mpp, "slide_mpp": mpp / 2,
-                 "level": 0, "downsample": 2.0, "tile_size": t, "stride": t}
+        attrs = {
+            "slide_id": path.stem,
+            "source_path": "bench",
+            "backend": "bench",
+            "mpp": mpp,
+            "slide_mpp": mpp / 2,
+            "level": 0,
+            "downsample": 2.0,
+            "tile_size": t,
+            "stride": t,
+        }
         create_tile_arrays(path, TileArraysSpec(n, t, shard_tiles=64), coords, np.ones(n, np.float32), attrs)
         for start in range(0, n, 64):
             write_tiles(path, start, part[start : start + 64])
@@ -103,7 +112,7 @@ def random_preset(name: str, cache: Path) -> None:
         file.symlink_to(blobs / digest)
 
 
-def bare_forward(model: object, x: "torch.Tensor", batch: int, device: str = "cpu", precision: str = "fp32") -> float:  # noqa: F821
+def bare_forward(model: object, x: torch.Tensor, batch: int, device: str = "cpu", precision: str = "fp32") -> float:  # noqa: F821
     """Tiles/s of the model alone: batches already decoded and preprocessed (on the device for a GPU)."""
     import contextlib
 
@@ -163,6 +172,7 @@ def main() -> None:
     args = ap.parse_args()
 
     t_import = time.perf_counter()
+    import lightning.fabric  # noqa: F401  (imported by the command; counted here, not in its time)
     import timm
     import torch
 
@@ -172,8 +182,6 @@ def main() -> None:
     from wsi_ssl.encoders.registry import is_preset
     from wsi_ssl.stores.encoder_dir import EncoderConfig, save_encoder
     from wsi_ssl.stores.tile_store import TileStore, find_tile_stores
-
-    import lightning.fabric  # noqa: F401  (imported by the command; counted here, not in its time)
 
     print(f"imports (paid once per process, not in either figure): {time.perf_counter() - t_import:.1f} s")
     threads = _cpu_threads(args.threads)
@@ -189,8 +197,15 @@ def main() -> None:
         else:
             model = timm.create_model(args.model, pretrained=False, num_classes=0).eval()
             pcfg = model.pretrained_cfg
-            cfg = EncoderConfig(arch=args.model, embed_dim=model.num_features, input_size=pcfg["input_size"][-1],
-                                mean=pcfg["mean"], std=pcfg["std"], mpp=0.5, method="random")
+            cfg = EncoderConfig(
+                arch=args.model,
+                embed_dim=model.num_features,
+                input_size=pcfg["input_size"][-1],
+                mean=pcfg["mean"],
+                std=pcfg["std"],
+                mpp=0.5,
+                method="random",
+            )
             save_encoder(model, tmp / "encoder", cfg)
             encoder = str(tmp / "encoder")
         model, cfg = load_encoder(encoder)
@@ -201,27 +216,46 @@ def main() -> None:
         model = model.to(args.device)
         run = dict(device=args.device, precision=args.precision)
         bare_forward(model, x[: args.batch_size], args.batch_size, **run)  # warm-up, for the baseline's benefit
-        print(f"{args.model} on {args.device} at {args.precision}, {len(x)} tiles of {args.tile_size} px in {args.slides} stores, batch {args.batch_size}, "
-              f"{threads} torch threads, {args.workers} worker(s)")
+        print(
+            f"{args.model} on {args.device} at {args.precision}, {len(x)} tiles of {args.tile_size} px in {args.slides} stores, batch {args.batch_size}, "
+            f"{threads} torch threads, {args.workers} worker(s)"
+        )
         # bare, embed, bare, embed, ..., bare: each embed run is held against the mean of the bare
         # runs either side of it, so load from other processes drifting over time hits both alike.
         bares = [bare_forward(model, x, args.batch_size, **run)]
         ratios, loop_ratios = [], []
         for r in range(args.repeats):
-            wall, loop = embed_run([
-                "--tiles", str(tmp / "tiles"), "--encoder", encoder, "--out", str(tmp / f"out{r}"),
-                "--batch-size", str(args.batch_size), "--workers", str(args.workers), "--device", args.device,
-                "--precision", args.precision,
-                "--threads", str(threads), "--no-progress",
-            ])
+            wall, loop = embed_run(
+                [
+                    "--tiles",
+                    str(tmp / "tiles"),
+                    "--encoder",
+                    encoder,
+                    "--out",
+                    str(tmp / f"out{r}"),
+                    "--batch-size",
+                    str(args.batch_size),
+                    "--workers",
+                    str(args.workers),
+                    "--device",
+                    args.device,
+                    "--precision",
+                    args.precision,
+                    "--threads",
+                    str(threads),
+                    "--no-progress",
+                ]
+            )
             bares.append(bare_forward(model, x, args.batch_size, **run))
             bare = (bares[-2] + bares[-1]) / 2
             e2e, steady = len(x) / wall, len(x) / loop
             ratios.append(e2e / bare)
             loop_ratios.append(steady / bare)
-            print(f"repeat {r}: bare forward {bare:.2f} tiles/s (mean of {bares[-2]:.2f}, {bares[-1]:.2f}); "
-                  f"wsi-ssl embed {e2e:.2f} tiles/s end-to-end, {steady:.2f} tiles/s in its loop "
-                  f"(without encoder loading and set-up); ratio {e2e / bare:.3f}")
+            print(
+                f"repeat {r}: bare forward {bare:.2f} tiles/s (mean of {bares[-2]:.2f}, {bares[-1]:.2f}); "
+                f"wsi-ssl embed {e2e:.2f} tiles/s end-to-end, {steady:.2f} tiles/s in its loop "
+                f"(without encoder loading and set-up); ratio {e2e / bare:.3f}"
+            )
         print(f"loop-only ratio (median): {statistics.median(loop_ratios):.3f}")
         print(f"ratio end-to-end / bare forward (median of {len(ratios)}): {statistics.median(ratios):.3f}")
 

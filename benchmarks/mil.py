@@ -104,7 +104,9 @@ class OpCounter(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
-def ops_per_epoch(base: MILModel, bags: list[Bag], bank: FeatureBank, batches: list[list[int]], device: torch.device) -> tuple[int, int]:
+def ops_per_epoch(
+    base: MILModel, bags: list[Bag], bank: FeatureBank, batches: list[list[int]], device: torch.device
+) -> tuple[int, int]:
     """Operators dispatched in one epoch, batched and one bag per step (counted on one step each)."""
     batched, single = Trainer(copy.deepcopy(base), device), Trainer(copy.deepcopy(base), device)
     batched.batched(bank, batches[:1])  # first steps create optimizer state: count a later one
@@ -123,7 +125,12 @@ def first_step_losses(model: MILModel, bags: list[Bag], idx: list[int], device: 
     singles = []
     for i in idx:
         x = torch.from_numpy(bags[i].features).to(device).float().unsqueeze(0)
-        singles.append(F.cross_entropy(model(x, torch.ones(x.shape[:2], dtype=torch.bool, device=device)), torch.as_tensor([int(bags[i].target)], device=device)).item())
+        singles.append(
+            F.cross_entropy(
+                model(x, torch.ones(x.shape[:2], dtype=torch.bool, device=device)),
+                torch.as_tensor([int(bags[i].target)], device=device),
+            ).item()
+        )
     return batched, float(np.mean(singles))
 
 
@@ -142,7 +149,11 @@ def main() -> None:
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else ("cpu" if args.device == "auto" else args.device))
+    device = torch.device(
+        "cuda"
+        if args.device == "auto" and torch.cuda.is_available()
+        else ("cpu" if args.device == "auto" else args.device)
+    )
     bags = make_bags(args.bags, args.min_instances, args.max_instances, args.dim)
     n_inst = sum(len(b) for b in bags)
     torch.manual_seed(0)
@@ -171,16 +182,28 @@ def main() -> None:
         per_bag.batched(bank, seg)
         single.one_by_one(bags, [i for b in seg for i in b])
     t_batched, t_single, first = batched.seconds, single.seconds, batched.first
-    print(f"device {device}, torch threads {torch.get_num_threads()}; {len(bags)} bags, {n_inst:,} instances of {args.dim}-d; padding overhead {padded / n_inst - 1:.1%}")
-    print(f"first-step loss: batched {batched_loss:.6f}  mean of per-bag {single_loss:.6f}  |diff| {abs(batched_loss - single_loss):.2e} (training step: {first:.6f})")
-    print(f"one epoch, batched ({args.batch_size} bags/step), per-bag forward: {per_bag.seconds:.2f}s   "
-          f"speedup x{t_single / per_bag.seconds:.2f} (first step loss {per_bag.first:.6f})")
-    print(f"one epoch: batched ({args.batch_size} bags/step) {t_batched:.2f}s   one bag per step {t_single:.2f}s   speedup x{t_single / t_batched:.2f}")
+    print(
+        f"device {device}, torch threads {torch.get_num_threads()}; {len(bags)} bags, {n_inst:,} instances of {args.dim}-d; padding overhead {padded / n_inst - 1:.1%}"
+    )
+    print(
+        f"first-step loss: batched {batched_loss:.6f}  mean of per-bag {single_loss:.6f}  |diff| {abs(batched_loss - single_loss):.2e} (training step: {first:.6f})"
+    )
+    print(
+        f"one epoch, batched ({args.batch_size} bags/step), per-bag forward: {per_bag.seconds:.2f}s   "
+        f"speedup x{t_single / per_bag.seconds:.2f} (first step loss {per_bag.first:.6f})"
+    )
+    print(
+        f"one epoch: batched ({args.batch_size} bags/step) {t_batched:.2f}s   one bag per step {t_single:.2f}s   speedup x{t_single / t_batched:.2f}"
+    )
     ops_batched, ops_single = ops_per_epoch(base, bags, bank, batches, device)
-    print(f"operators dispatched per epoch: batched {ops_batched:,}, one bag per step {ops_single:,} (x{ops_single / ops_batched:.1f} fewer)")
+    print(
+        f"operators dispatched per epoch: batched {ops_batched:,}, one bag per step {ops_single:,} (x{ops_single / ops_batched:.1f} fewer)"
+    )
     where = "on the device" if bank.on_device else "on the host (nothing copied)"
-    print(f"feature bank, once per fold: {bank.nbytes / 1e6:.0f} MB {where} in {t_upload:.3f}s; first epoch with it: "
-          f"batched x{t_single / (t_batched + t_upload):.2f}, per-bag forward x{t_single / (per_bag.seconds + t_upload):.2f}")
+    print(
+        f"feature bank, once per fold: {bank.nbytes / 1e6:.0f} MB {where} in {t_upload:.3f}s; first epoch with it: "
+        f"batched x{t_single / (t_batched + t_upload):.2f}, per-bag forward x{t_single / (per_bag.seconds + t_upload):.2f}"
+    )
 
 
 if __name__ == "__main__":

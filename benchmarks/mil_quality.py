@@ -54,7 +54,15 @@ def musk_bags(name: str) -> list[Bag]:
     bags = []
     for bag_id, rows in df.groupby(1, sort=False):
         feats = rows.iloc[:, 2:].to_numpy(np.float32)
-        bags.append(Bag(key=str(bag_id), patient_id=str(bag_id), features=feats, target=np.asarray(int(rows[0].iloc[0])), slide_ids=[str(bag_id)]))
+        bags.append(
+            Bag(
+                key=str(bag_id),
+                patient_id=str(bag_id),
+                features=feats,
+                target=np.asarray(int(rows[0].iloc[0])),
+                slide_ids=[str(bag_id)],
+            )
+        )
     return bags
 
 
@@ -66,7 +74,10 @@ def run_musk(name: str, seeds: int, out: Path) -> dict[str, float]:
         meta = model_meta(bags[0].features.shape[1], cfg.aggregator, "classification", ["0", "1"], "cox", 0)
         res = run_cv(cfg, meta, bags, out / f"{name}_seed{seed}")
         accs.append(res.metrics["oof"]["accuracy"]["value"])
-        print(f"{name} seed {seed}: 10-fold accuracy {accs[-1]:.3f}  AUROC {res.metrics['oof']['auroc']['value']:.3f}", flush=True)
+        print(
+            f"{name} seed {seed}: 10-fold accuracy {accs[-1]:.3f}  AUROC {res.metrics['oof']['auroc']['value']:.3f}",
+            flush=True,
+        )
     return {"accuracy_mean": float(np.mean(accs)), "accuracy_std": float(np.std(accs)), "per_seed": accs}
 
 
@@ -84,7 +95,10 @@ def run_gbsg2(out: Path) -> dict[str, float]:
     from sksurv.metrics import concordance_index_censored
 
     x, y = gbsg2_arrays()
-    bags = [Bag(key=str(i), patient_id=str(i), features=x[i : i + 1].astype(np.float32), target=y[i], slide_ids=[str(i)]) for i in range(len(x))]
+    bags = [
+        Bag(key=str(i), patient_id=str(i), features=x[i : i + 1].astype(np.float32), target=y[i], slide_ids=[str(i)])
+        for i in range(len(x))
+    ]
     cfg = MilConfig.model_validate(GBSG2_CFG)
     meta = model_meta(x.shape[1], cfg.aggregator, "survival", None, "cox", 0)
     res = run_cv(cfg, meta, bags, out / "gbsg2")
@@ -100,7 +114,12 @@ def run_gbsg2(out: Path) -> dict[str, float]:
         ref.append(concordance_index_censored(ev, t, risk_ref)[0])
         ours.append(concordance_index_censored(ev, t, res.oof["risk"].to_numpy()[test])[0])
         print(f"gbsg2 fold {f}: C ours {ours[-1]:.4f}  sksurv CoxPH {ref[-1]:.4f}", flush=True)
-    return {"c_mean_ours": float(np.mean(ours)), "c_mean_coxph": float(np.mean(ref)), "max_abs_fold_diff": float(np.max(np.abs(np.subtract(ours, ref)))), "pooled_oof_c_ours": res.metrics["oof"]["c_index"]["value"]}
+    return {
+        "c_mean_ours": float(np.mean(ours)),
+        "c_mean_coxph": float(np.mean(ref)),
+        "max_abs_fold_diff": float(np.max(np.abs(np.subtract(ours, ref)))),
+        "pooled_oof_c_ours": res.metrics["oof"]["c_index"]["value"],
+    }
 
 
 def _surv(y: np.ndarray) -> np.ndarray:

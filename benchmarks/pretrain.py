@@ -26,7 +26,7 @@ import argparse
 import copy
 import statistics
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -40,16 +40,36 @@ def build_config(args: argparse.Namespace) -> PretrainConfig:
     if args.vit_s:
         backbone = {"arch": "vit_small_patch16_224", "kwargs": {}, "drop_path_rate": 0.0}
     else:
-        backbone = {"arch": "vit_tiny_patch16_224", "drop_path_rate": 0.0,
-                    "kwargs": {"img_size": args.global_size, "patch_size": args.patch, "depth": args.depth,
-                               "embed_dim": args.dim, "num_heads": max(1, args.dim // 64)}}
-    return PretrainConfig.model_validate({
-        "method": "dino", "backbone": backbone,
-        "crops": {"n_global": 2, "n_local": args.n_local, "global_size": args.global_size, "local_size": args.local_size},
-        "dino": {"out_dim": args.out_dim, "hidden_dim": args.hidden, "bottleneck_dim": args.bottleneck,
-                 "teacher_temp_warmup_steps": 0},
-        "data": {"batch_size": args.batch},
-    })
+        backbone = {
+            "arch": "vit_tiny_patch16_224",
+            "drop_path_rate": 0.0,
+            "kwargs": {
+                "img_size": args.global_size,
+                "patch_size": args.patch,
+                "depth": args.depth,
+                "embed_dim": args.dim,
+                "num_heads": max(1, args.dim // 64),
+            },
+        }
+    return PretrainConfig.model_validate(
+        {
+            "method": "dino",
+            "backbone": backbone,
+            "crops": {
+                "n_global": 2,
+                "n_local": args.n_local,
+                "global_size": args.global_size,
+                "local_size": args.local_size,
+            },
+            "dino": {
+                "out_dim": args.out_dim,
+                "hidden_dim": args.hidden,
+                "bottleneck_dim": args.bottleneck,
+                "teacher_temp_warmup_steps": 0,
+            },
+            "data": {"batch_size": args.batch},
+        }
+    )
 
 
 class LightlyDINO(torch.nn.Module):
@@ -93,7 +113,14 @@ def main() -> None:
     p.add_argument("--vit-s", action="store_true", help="ViT-S/16 at 224/96 (GPU-sized)")
     args = p.parse_args()
     if args.vit_s:
-        args.global_size, args.local_size, args.n_local, args.out_dim, args.hidden, args.bottleneck = 224, 96, 8, 65536, 2048, 256
+        args.global_size, args.local_size, args.n_local, args.out_dim, args.hidden, args.bottleneck = (
+            224,
+            96,
+            8,
+            65536,
+            2048,
+            256,
+        )
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     from lightly.loss import DINOLoss as LightlyLoss
@@ -114,9 +141,13 @@ def main() -> None:
     bare_head = copy.deepcopy(ours.student_head).to(device).train()
     bare_opt = torch.optim.AdamW(list(bare.parameters()) + list(bare_head.parameters()), lr=1e-4)
 
-    tiles = torch.randint(0, 256, (args.batch, 3, args.global_size + 16, args.global_size + 16), dtype=torch.uint8, device=device)
+    tiles = torch.randint(
+        0, 256, (args.batch, 3, args.global_size + 16, args.global_size + 16), dtype=torch.uint8, device=device
+    )
     views: Views = ours.multicrop(tiles)
-    view_list = list(views.global_views.chunk(2)) + (list(views.local_views.chunk(args.n_local)) if views.local_views is not None else [])
+    view_list = list(views.global_views.chunk(2)) + (
+        list(views.local_views.chunk(args.n_local)) if views.local_views is not None else []
+    )
 
     def autocast() -> torch.autocast:
         return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
@@ -170,17 +201,23 @@ def main() -> None:
             if i >= args.warmup:
                 times[name].append(time.perf_counter() - t)
     n_views = 2 + args.n_local
-    print(f"device {device} ({'bf16-mixed' if dtype else 'fp32'}), threads {torch.get_num_threads()}, "
-          f"backbone {cfg.backbone.arch} {cfg.backbone.kwargs}, batch {args.batch}, views 2x{args.global_size}px + "
-          f"{args.n_local}x{args.local_size}px, head out {cfg.dino.out_dim}; median of {args.steps} steps")
+    print(
+        f"device {device} ({'bf16-mixed' if dtype else 'fp32'}), threads {torch.get_num_threads()}, "
+        f"backbone {cfg.backbone.arch} {cfg.backbone.kwargs}, batch {args.batch}, views 2x{args.global_size}px + "
+        f"{args.n_local}x{args.local_size}px, head out {cfg.dino.out_dim}; median of {args.steps} steps"
+    )
     ips = {}
     for name, ts in times.items():
         med = statistics.median(ts)
         ips[name] = args.batch / med
         print(f"  {name:16s} {med * 1000:8.1f} ms/step  {ips[name]:8.1f} images/s  ({ips[name] * n_views:.0f} views/s)")
-    print(f"overhead of our step (views) over bare student fwd+bwd: {ips['bare fwd+bwd'] / ips['ours (views)']:.2f}x time")
+    print(
+        f"overhead of our step (views) over bare student fwd+bwd: {ips['bare fwd+bwd'] / ips['ours (views)']:.2f}x time"
+    )
     print(f"ours (views) / lightly (views): {ips['ours (views)'] / ips['lightly (views)']:.2f}")
-    print(f"ratio ours (tiles, augmentation included) / lightly (views): {ips['ours (tiles)'] / ips['lightly (views)']:.2f}")
+    print(
+        f"ratio ours (tiles, augmentation included) / lightly (views): {ips['ours (tiles)'] / ips['lightly (views)']:.2f}"
+    )
 
 
 if __name__ == "__main__":

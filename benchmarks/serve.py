@@ -34,7 +34,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -89,7 +88,9 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
     return status, await reader.readexactly(length)
 
 
-async def _load(port: int, paths: list[str], headers: dict[str, str], clients: int, n_requests: int, max_seconds: float) -> dict[str, float]:
+async def _load(
+    port: int, paths: list[str], headers: dict[str, str], clients: int, n_requests: int, max_seconds: float
+) -> dict[str, float]:
     latencies: list[float] = []
     counter = iter(range(n_requests))
     extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
@@ -140,7 +141,9 @@ def free_port() -> int:
 
 def start(kind: str, workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, __file__, "--_serve", kind, "--_workdir", str(workdir), "--_port", str(port)])
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--_serve", kind, "--_workdir", str(workdir), "--_port", str(port)]
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -148,7 +151,7 @@ def start(kind: str, workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
             return proc, port
         except OSError:
             if proc.poll() is not None:
-                raise RuntimeError(f"{kind} server exited with {proc.returncode}")
+                raise RuntimeError(f"{kind} server exited with {proc.returncode}") from None
             time.sleep(0.1)
     proc.kill()
     raise RuntimeError(f"{kind} server did not start within 60 s")
@@ -226,8 +229,10 @@ def main() -> None:
                 (workdir / f"{name}.body").write_bytes(fetch(ours_port, paths[0], headers))
             bare, bare_port = start("bare", workdir)
             procs.append(bare)
-            print(f"slide: {args.tiles} tiles x {args.dim} float32; {args.clients} clients; "
-                  f"{args.requests} requests/round, {args.rounds} rounds, alternating bare/ours")
+            print(
+                f"slide: {args.tiles} tiles x {args.dim} float32; {args.clients} clients; "
+                f"{args.requests} requests/round, {args.rounds} rounds, alternating bare/ours"
+            )
             ratios = {}
             for name in args.only or list(ours_paths):
                 size = (workdir / f"{name}.body").stat().st_size
@@ -242,12 +247,17 @@ def main() -> None:
                     med = {k: statistics.median(r[k] for r in runs[who]) for k in ("rps", "p50", "p99")}
                     errors = sum(int(r["errors"]) for r in runs[who])
                     rounds = ", ".join(f"{r['rps']:.0f}" for r in runs[who])
-                    print(f"{name:10s} {size / 1e6:7.3f} MB  {who:4s}: {med['rps']:8.1f} req/s  "
-                          f"p50 {med['p50']:7.1f} ms  p99 {med['p99']:7.1f} ms  (rounds: "
-                          f"{rounds} req/s; non-200: {errors})", flush=True)
+                    print(
+                        f"{name:10s} {size / 1e6:7.3f} MB  {who:4s}: {med['rps']:8.1f} req/s  "
+                        f"p50 {med['p50']:7.1f} ms  p99 {med['p99']:7.1f} ms  (rounds: "
+                        f"{rounds} req/s; non-200: {errors})",
+                        flush=True,
+                    )
                 ratios[name] = statistics.median(o["rps"] / b["rps"] for o, b in zip(runs["ours"], runs["bare"]))
-            print("throughput ratio ours/bare (median of paired rounds; target >= 0.7): "
-                  + ", ".join(f"{k} {v:.2f}" for k, v in ratios.items()))
+            print(
+                "throughput ratio ours/bare (median of paired rounds; target >= 0.7): "
+                + ", ".join(f"{k} {v:.2f}" for k, v in ratios.items())
+            )
         finally:
             for proc in procs:
                 proc.terminate()

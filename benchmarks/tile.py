@@ -91,12 +91,19 @@ def main() -> None:
             w, h = openslide.OpenSlide(str(slide)).dimensions
             tile_area0 = (size * float(store.attrs["downsample"])) ** 2
             src = slide.stat().st_size / (w * h / tile_area0)
-            print(f"slide {slide.name} x{len(entries)}: {w}x{h} px, {len(store)} tissue tiles of {cfg.tile_size} px at {cfg.mpp} um/px "
-                  f"(level {level}, read {size} px)")
-            print(f"bytes per tile: store {sbytes / 1024:.1f} KiB ({cfg.codec}), source {src / 1024:.1f} KiB "
-                  f"(file size per tile area, all levels) -> {sbytes / src:.2f}x")
-        print(f"run {rep + 1}: ours {n / t_ours:,.0f} tiles/s ({t_ours:.2f} s), "
-              f"read_region loop {n / t_base:,.0f} tiles/s ({t_base:.2f} s)", flush=True)
+            print(
+                f"slide {slide.name} x{len(entries)}: {w}x{h} px, {len(store)} tissue tiles of {cfg.tile_size} px at {cfg.mpp} um/px "
+                f"(level {level}, read {size} px)"
+            )
+            print(
+                f"bytes per tile: store {sbytes / 1024:.1f} KiB ({cfg.codec}), source {src / 1024:.1f} KiB "
+                f"(file size per tile area, all levels) -> {sbytes / src:.2f}x"
+            )
+        print(
+            f"run {rep + 1}: ours {n / t_ours:,.0f} tiles/s ({t_ours:.2f} s), "
+            f"read_region loop {n / t_base:,.0f} tiles/s ({t_base:.2f} s)",
+            flush=True,
+        )
         shutil.rmtree(out, ignore_errors=True)
     best_ours, best_base = max(ours), max(base)
     shutil.rmtree(links, ignore_errors=True)

@@ -27,12 +27,16 @@ DEFAULT = ROOT.parent / "shared" / "data" / "wsi" / "CMU-1-Small-Region.svs"
 
 CODECS = {
     "jpeg q80 4:2:0": (lambda t: imagecodecs.jpeg8_encode(t, level=80), imagecodecs.jpeg8_decode),
-    "jpeg q90 4:4:4 (default)": (lambda t: imagecodecs.jpeg8_encode(t, level=90, subsampling="444"),
-                                  imagecodecs.jpeg8_decode),
+    "jpeg q90 4:4:4 (default)": (
+        lambda t: imagecodecs.jpeg8_encode(t, level=90, subsampling="444"),
+        imagecodecs.jpeg8_decode,
+    ),
     "jpeg q95 4:4:4": (lambda t: imagecodecs.jpeg8_encode(t, level=95, subsampling="444"), imagecodecs.jpeg8_decode),
     "png zlib-1 (lossless)": (lambda t: imagecodecs.png_encode(t, level=1), imagecodecs.png_decode),
-    "raw + zstd-3 (lossless)": (lambda t: Zstd(level=3).encode(t.tobytes()),
-                                lambda b: np.frombuffer(Zstd().decode(b), np.uint8).reshape(224, 224, 3)),
+    "raw + zstd-3 (lossless)": (
+        lambda t: Zstd(level=3).encode(t.tobytes()),
+        lambda b: np.frombuffer(Zstd().decode(b), np.uint8).reshape(224, 224, 3),
+    ),
 }
 
 

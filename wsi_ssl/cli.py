@@ -11,7 +11,7 @@ import argparse
 import importlib
 import logging
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from wsi_ssl import __version__
 from wsi_ssl.config import ConfigError

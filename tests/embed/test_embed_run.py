@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import h5py
 import numpy as np
@@ -30,8 +31,9 @@ def reference_features(encoder_dir: Path, store: Path) -> np.ndarray:
         for i in range(len(ts)):
             img = torch.from_numpy(ts.tile(i)).permute(2, 0, 1).float() / 255.0
             if img.shape[-1] != cfg.input_size:
-                img = TF.resize(img, [cfg.input_size, cfg.input_size], interpolation=TF.InterpolationMode.BILINEAR,
-                                antialias=True)
+                img = TF.resize(
+                    img, [cfg.input_size, cfg.input_size], interpolation=TF.InterpolationMode.BILINEAR, antialias=True
+                )
             img = TF.normalize(img, list(cfg.mean), list(cfg.std))
             rows.append(model(img[None])[0].numpy())
     return np.stack(rows)
@@ -44,12 +46,28 @@ def cli(argv: list[str]) -> int:
     return int(args.func(args))
 
 
-def test_each_row_is_its_tile_embedded_alone(tiny_encoder: Path, store_factory: Callable[..., Any],
-                                             tmp_path: Path) -> None:
+def test_each_row_is_its_tile_embedded_alone(
+    tiny_encoder: Path, store_factory: Callable[..., Any], tmp_path: Path
+) -> None:
     coords = {"a": store_factory("a", 21, seed=1), "b": store_factory("b", 5, seed=2)}
     out = tmp_path / "feats"
-    rc = cli(["--tiles", str(tmp_path / "tiles"), "--encoder", str(tiny_encoder), "--out", str(out),
-              "--batch-size", "8", "--workers", "1", "--device", "cpu", "--no-progress"])
+    rc = cli(
+        [
+            "--tiles",
+            str(tmp_path / "tiles"),
+            "--encoder",
+            str(tiny_encoder),
+            "--out",
+            str(out),
+            "--batch-size",
+            "8",
+            "--workers",
+            "1",
+            "--device",
+            "cpu",
+            "--no-progress",
+        ]
+    )
     assert rc == 0
     enc = read_encoder_config(tiny_encoder)
     for slide_id, n in (("a", 21), ("b", 5)):
@@ -68,11 +86,13 @@ def test_each_row_is_its_tile_embedded_alone(tiny_encoder: Path, store_factory: 
     assert not [p for p in out.iterdir() if ".partial-" in p.name]
 
 
-def test_other_tile_size_is_resized_and_float16_is_close(tiny_encoder: Path, store_factory: Callable[..., Any],
-                                                         tmp_path: Path) -> None:
+def test_other_tile_size_is_resized_and_float16_is_close(
+    tiny_encoder: Path, store_factory: Callable[..., Any], tmp_path: Path
+) -> None:
     store_factory("big", 6, tile_size=48, seed=3)
-    base = dict(tiles=tmp_path / "tiles", encoder=str(tiny_encoder), batch_size=4, workers=0, device="cpu",
-                progress=False)
+    base = dict(
+        tiles=tmp_path / "tiles", encoder=str(tiny_encoder), batch_size=4, workers=0, device="cpu", progress=False
+    )
     s32 = run_embed(EmbedConfig(out=tmp_path / "f32", **base))
     s16 = run_embed(EmbedConfig(out=tmp_path / "f16", dtype="float16", **base))
     assert s32.ok and s16.ok and s32.tiles == s16.tiles == 6
@@ -89,16 +109,28 @@ def test_other_tile_size_is_resized_and_float16_is_close(tiny_encoder: Path, sto
     np.testing.assert_allclose(bf.features, f32.features, atol=0.1 * float(np.abs(f32.features).max()))
 
 
-def test_bad_stores_are_refused_and_the_rest_is_written(tiny_encoder: Path, store_factory: Callable[..., Any],
-                                                        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_stores_are_refused_and_the_rest_is_written(
+    tiny_encoder: Path, store_factory: Callable[..., Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     store_factory("good", 4)
     store_factory("empty", 0)
     store_factory("unfinished", 4, complete=False)
     store_factory("coarse", 4, mpp=0.6)  # 20% off the encoder's 0.5
     store_factory("close", 4, mpp=0.54)  # 8%: within the default 10%
     out = tmp_path / "feats"
-    argv = ["--tiles", str(tmp_path / "tiles"), "--encoder", str(tiny_encoder), "--out", str(out),
-            "--workers", "0", "--device", "cpu", "--no-progress"]
+    argv = [
+        "--tiles",
+        str(tmp_path / "tiles"),
+        "--encoder",
+        str(tiny_encoder),
+        "--out",
+        str(out),
+        "--workers",
+        "0",
+        "--device",
+        "cpu",
+        "--no-progress",
+    ]
     assert cli(argv) == 1
     err = capsys.readouterr().err
     assert "failed unfinished" in err and "incomplete" in err
@@ -121,8 +153,17 @@ def test_timm_name_with_local_weights(tiny_encoder: Path, store_factory: Callabl
     weights = tmp_path / "test_vit.safetensors"
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(weights))
     store_factory("s", 2)
-    summary = run_embed(EmbedConfig(tiles=tmp_path / "tiles", encoder="test_vit", encoder_weights=str(weights),
-                                    out=tmp_path / "f", workers=0, device="cpu", progress=False))
+    summary = run_embed(
+        EmbedConfig(
+            tiles=tmp_path / "tiles",
+            encoder="test_vit",
+            encoder_weights=str(weights),
+            out=tmp_path / "f",
+            workers=0,
+            device="cpu",
+            progress=False,
+        )
+    )
     assert summary.ok
     f = read_features(tmp_path / "f" / "s.h5")
     assert f.features.shape == (2, 64) and f.attrs["encoder"] == "test_vit"
@@ -130,17 +171,30 @@ def test_timm_name_with_local_weights(tiny_encoder: Path, store_factory: Callabl
         assert h.attrs["input_size"] == 160
 
 
-def test_bad_encoder_stops_before_any_work(store_factory: Callable[..., Any], tmp_path: Path,
-                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_encoder_stops_before_any_work(
+    store_factory: Callable[..., Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     store_factory("s", 2)
-    rc = cli(["--tiles", str(tmp_path / "tiles"), "--encoder", "vit_small_patch16_224", "--out", str(tmp_path / "o"),
-              "--device", "cpu", "--no-progress"])
+    rc = cli(
+        [
+            "--tiles",
+            str(tmp_path / "tiles"),
+            "--encoder",
+            "vit_small_patch16_224",
+            "--out",
+            str(tmp_path / "o"),
+            "--device",
+            "cpu",
+            "--no-progress",
+        ]
+    )
     assert rc == 2 and "--encoder-weights" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
 
 
-def test_unreadable_slide_fails_alone_in_a_shared_batch(tiny_encoder: Path, store_factory: Callable[..., Any],
-                                                        tmp_path: Path) -> None:
+def test_unreadable_slide_fails_alone_in_a_shared_batch(
+    tiny_encoder: Path, store_factory: Callable[..., Any], tmp_path: Path
+) -> None:
     for name in ("a", "b", "c"):
         store_factory(name, 6, seed=ord(name), shard_tiles=4)
     shard = tmp_path / "tiles" / "b.zarr" / "tiles" / "c" / "1" / "0" / "0" / "0"  # tiles 4-5 of b
@@ -148,21 +202,31 @@ def test_unreadable_slide_fails_alone_in_a_shared_batch(tiny_encoder: Path, stor
     data = bytearray(shard.read_bytes())
     data[10:200] = bytes(190)
     shard.write_bytes(bytes(data))
-    summary = run_embed(EmbedConfig(tiles=tmp_path / "tiles", encoder=str(tiny_encoder), out=tmp_path / "f",
-                                    batch_size=8, workers=1, device="cpu", progress=False))
+    summary = run_embed(
+        EmbedConfig(
+            tiles=tmp_path / "tiles",
+            encoder=str(tiny_encoder),
+            out=tmp_path / "f",
+            batch_size=8,
+            workers=1,
+            device="cpu",
+            progress=False,
+        )
+    )
     assert not summary.ok and list(summary.failed) == ["b"] and "reading tiles 2:6" in summary.failed["b"]
     assert summary.slides == 2 and summary.tiles == 12
     assert sorted(p.name for p in (tmp_path / "f").iterdir()) == ["a.h5", "c.h5", "embed_config.yaml"]
     for name in ("a", "c"):  # c shared a batch with the broken part of b
         got = read_features(tmp_path / "f" / f"{name}.h5").features
-        np.testing.assert_allclose(got, reference_features(tiny_encoder, tmp_path / "tiles" / f"{name}.zarr"),
-                                   rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(
+            got, reference_features(tiny_encoder, tmp_path / "tiles" / f"{name}.zarr"), rtol=1e-4, atol=1e-4
+        )
 
 
 @pytest.mark.parametrize("when", ["queued", "landed"])
-def test_a_failed_forward_fails_only_the_slides_in_its_batch(tiny_encoder: Path, store_factory: Callable[..., Any],
-                                                             tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                             when: str) -> None:
+def test_a_failed_forward_fails_only_the_slides_in_its_batch(
+    tiny_encoder: Path, store_factory: Callable[..., Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, when: str
+) -> None:
     """A device error surfaces either when the batch is queued (out of memory) or when its
     features are read back a batch later (an error inside a kernel); both fail that batch's
     slides alone, while the batch queued behind it is still written."""
@@ -184,12 +248,22 @@ def test_a_failed_forward_fails_only_the_slides_in_its_batch(tiny_encoder: Path,
         return pending
 
     monkeypatch.setattr(runner._Encoder, "submit", flaky)
-    summary = run_embed(EmbedConfig(tiles=tmp_path / "tiles", encoder=str(tiny_encoder), out=tmp_path / "f",
-                                    batch_size=8, workers=1, device="cpu", progress=False))
+    summary = run_embed(
+        EmbedConfig(
+            tiles=tmp_path / "tiles",
+            encoder=str(tiny_encoder),
+            out=tmp_path / "f",
+            batch_size=8,
+            workers=1,
+            device="cpu",
+            progress=False,
+        )
+    )
     assert calls["n"] == 3 and sorted(summary.failed) == ["b", "c"]
     assert all("forward failed on a batch" in why and "simulated" in why for why in summary.failed.values())
     assert sorted(p.name for p in (tmp_path / "f").iterdir()) == ["a.h5", "d.h5", "embed_config.yaml"]
     for name in ("a", "d"):
         got = read_features(tmp_path / "f" / f"{name}.h5").features
-        np.testing.assert_allclose(got, reference_features(tiny_encoder, tmp_path / "tiles" / f"{name}.zarr"),
-                                   rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(
+            got, reference_features(tiny_encoder, tmp_path / "tiles" / f"{name}.zarr"), rtol=1e-4, atol=1e-4
+        )

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -42,21 +43,27 @@ def test_job_shards_partition_the_stores(store_factory: Callable[..., Any], tmp_
         store_factory(f"s{i}", 1)
     seen: list[str] = []
     for i in range(3):
-        plan = plan_slides(tmp_path / "tiles", tmp_path / "out", encoder_mpp=0.5, encoder_sha256="x",
-                           mpp_tolerance=0.1, shard=Shard(i, 3))
+        plan = plan_slides(
+            tmp_path / "tiles",
+            tmp_path / "out",
+            encoder_mpp=0.5,
+            encoder_sha256="x",
+            mpp_tolerance=0.1,
+            shard=Shard(i, 3),
+        )
         seen += [j.slide_id for j in plan.todo]
     assert sorted(seen) == [f"s{i}" for i in range(5)]
 
 
-def test_a_file_from_another_encoder_is_refused_not_skipped(store_factory: Callable[..., Any],
-                                                            tmp_path: Path) -> None:
+def test_a_file_from_another_encoder_is_refused_not_skipped(store_factory: Callable[..., Any], tmp_path: Path) -> None:
     store_factory("mine", 2)
     store_factory("theirs", 2)
     out = tmp_path / "out"
     write_features(out / "mine.h5", np.zeros((2, 4)), np.zeros((2, 2)), {"encoder_sha256": "aaa"})
     write_features(out / "theirs.h5", np.zeros((2, 4)), np.zeros((2, 2)), {"encoder_sha256": "bbb"})
-    plan = plan_slides(tmp_path / "tiles", out, encoder_mpp=0.5, encoder_sha256="aaa", mpp_tolerance=0.1,
-                       shard=Shard(0, 1))
+    plan = plan_slides(
+        tmp_path / "tiles", out, encoder_mpp=0.5, encoder_sha256="aaa", mpp_tolerance=0.1, shard=Shard(0, 1)
+    )
     assert plan.skipped == ["mine"] and not plan.todo
     assert "another encoder" in plan.failed["theirs"]
 
@@ -65,8 +72,14 @@ def test_missing_tiles_folder_is_a_clear_error(tmp_path: Path) -> None:
     from wsi_ssl.stores.tile_store import TileStoreError
 
     with pytest.raises(TileStoreError, match="not a folder of tile stores"):
-        plan_slides(tmp_path / "nope", tmp_path / "out", encoder_mpp=None, encoder_sha256="", mpp_tolerance=0.1,
-                    shard=Shard(0, 1))
+        plan_slides(
+            tmp_path / "nope",
+            tmp_path / "out",
+            encoder_mpp=None,
+            encoder_sha256="",
+            mpp_tolerance=0.1,
+            shard=Shard(0, 1),
+        )
 
 
 def test_batches_pack_across_slides_in_order() -> None:

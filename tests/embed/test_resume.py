@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -40,8 +41,21 @@ def test_resume_after_kill(tiny_encoder: Path, store_factory: Callable[..., Any]
     for i in range(4):
         store_factory(f"s{i}", 10, seed=i)
     out = tmp_path / "feats"
-    argv = ["--tiles", str(tmp_path / "tiles"), "--encoder", str(tiny_encoder), "--out", str(out),
-            "--batch-size", "4", "--workers", "0", "--device", "cpu", "--no-progress"]
+    argv = [
+        "--tiles",
+        str(tmp_path / "tiles"),
+        "--encoder",
+        str(tiny_encoder),
+        "--out",
+        str(out),
+        "--batch-size",
+        "4",
+        "--workers",
+        "0",
+        "--device",
+        "cpu",
+        "--no-progress",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     child = subprocess.run([sys.executable, "-c", CHILD, *argv], env=env, capture_output=True, text=True, timeout=120)
     assert child.returncode == -9, child.stderr[-2000:]
@@ -50,15 +64,33 @@ def test_resume_after_kill(tiny_encoder: Path, store_factory: Callable[..., Any]
     assert [p for p in out.iterdir() if ".partial-" in p.name], "the killed slide's temporary file should remain"
     done_before = {name: (out / name).stat().st_mtime_ns for name in finals}
 
-    summary = run_embed(EmbedConfig(tiles=tmp_path / "tiles", encoder=str(tiny_encoder), out=out, batch_size=4,
-                                    workers=0, device="cpu", progress=False))
+    summary = run_embed(
+        EmbedConfig(
+            tiles=tmp_path / "tiles",
+            encoder=str(tiny_encoder),
+            out=out,
+            batch_size=4,
+            workers=0,
+            device="cpu",
+            progress=False,
+        )
+    )
     assert summary.ok and summary.slides == 2 and sorted(summary.skipped) == ["s0", "s1"]
     assert {name: (out / name).stat().st_mtime_ns for name in finals} == done_before
     assert not [p for p in out.iterdir() if ".partial-" in p.name]
 
     clean = tmp_path / "clean"
-    run_embed(EmbedConfig(tiles=tmp_path / "tiles", encoder=str(tiny_encoder), out=clean, batch_size=4,
-                          workers=0, device="cpu", progress=False))
+    run_embed(
+        EmbedConfig(
+            tiles=tmp_path / "tiles",
+            encoder=str(tiny_encoder),
+            out=clean,
+            batch_size=4,
+            workers=0,
+            device="cpu",
+            progress=False,
+        )
+    )
     for i in range(4):
         resumed, fresh = read_features(out / f"s{i}.h5"), read_features(clean / f"s{i}.h5")
         np.testing.assert_array_equal(resumed.coords, fresh.coords)

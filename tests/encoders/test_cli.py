@@ -49,8 +49,9 @@ def test_list_table_and_show(cache: Path, capsys: pytest.CaptureFixture[str]) ->
     assert "known presets" in capsys.readouterr().err
 
 
-def test_embed_with_a_preset_whose_weights_are_missing_exits_2(cache: Path, tmp_path: Path,
-                                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_embed_with_a_preset_whose_weights_are_missing_exits_2(
+    cache: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     rc = main(["embed", "--tiles", str(tmp_path), "--encoder", "uni2-h", "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert rc == 2 and "MahmoodLab/UNI2-h" in err and "gated" in err and "hf download" in err

@@ -32,8 +32,10 @@ def test_converted_timm_model_equals_the_transformers_forward(name: str, tmp_pat
     blocks = 2
     state = random_state(expand(manifest(name), blocks=blocks), seed=5)
     # Layer-scale of 1 and unit norms, so the two blocks move the tokens well away from the input.
-    state = {k: (torch.ones_like(v) if k.endswith(("lambda1", "norm1.weight", "norm2.weight")) else v * 20)
-             for k, v in state.items()}
+    state = {
+        k: (torch.ones_like(v) if k.endswith(("lambda1", "norm1.weight", "norm2.weight")) else v * 20)
+        for k, v in state.items()
+    }
     save_file(state, str(tmp_path / "model.safetensors"))
     source = WeightsSource((tmp_path / "model.safetensors",), None, None, "path")
     hf = replace(preset, kwargs={**preset.kwargs, "num_hidden_layers": blocks})

@@ -20,13 +20,30 @@ from wsi_ssl.encoders.load import load_encoder
 from wsi_ssl.encoders.registry import get_preset
 from wsi_ssl.stores.encoder_dir import sha256_file
 
-KAIKO_TIMM_CONFIG = {"architecture": "vit_small_patch16_224", "num_classes": 0,
-                     "pretrained_cfg": {"input_size": [3, 224, 224], "mean": [0.5] * 3, "std": [0.5] * 3}}
-PHIKON_CONFIG = {"architectures": ["ViTModel"], "model_type": "vit", "hidden_size": 768, "num_hidden_layers": 12,
-                 "num_attention_heads": 12, "intermediate_size": 3072, "patch_size": 16, "image_size": 224,
-                 "num_channels": 3, "qkv_bias": True, "layer_norm_eps": 1e-12, "hidden_act": "gelu",
-                 "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0, "encoder_stride": 16,
-                 "initializer_range": 0.02, "transformers_version": "4.34.0"}
+KAIKO_TIMM_CONFIG = {
+    "architecture": "vit_small_patch16_224",
+    "num_classes": 0,
+    "pretrained_cfg": {"input_size": [3, 224, 224], "mean": [0.5] * 3, "std": [0.5] * 3},
+}
+PHIKON_CONFIG = {
+    "architectures": ["ViTModel"],
+    "model_type": "vit",
+    "hidden_size": 768,
+    "num_hidden_layers": 12,
+    "num_attention_heads": 12,
+    "intermediate_size": 3072,
+    "patch_size": 16,
+    "image_size": 224,
+    "num_channels": 3,
+    "qkv_bias": True,
+    "layer_norm_eps": 1e-12,
+    "hidden_act": "gelu",
+    "hidden_dropout_prob": 0.0,
+    "attention_probs_dropout_prob": 0.0,
+    "encoder_stride": 16,
+    "initializer_range": 0.02,
+    "transformers_version": "4.34.0",
+}
 
 
 @pytest.fixture
@@ -66,12 +83,22 @@ def test_timm_hub_preset_from_the_cache_and_from_a_path(offline: Path, kaiko_sta
     import timm
 
     preset = get_preset("kaiko-vits16")
-    snap = write_hf_snapshot(offline, preset.repo_id, {"model.safetensors": kaiko_state, "config.json": KAIKO_TIMM_CONFIG},
-                             revision=preset.revision or "0" * 40)
+    snap = write_hf_snapshot(
+        offline,
+        preset.repo_id,
+        {"model.safetensors": kaiko_state, "config.json": KAIKO_TIMM_CONFIG},
+        revision=preset.revision or "0" * 40,
+    )
     model, config = load_encoder("kaiko-vits16")
     # The upstream forward: timm's own pretrained loader reading the same file.
-    upstream = timm.create_model("vit_small_patch16_224", pretrained=True, num_classes=0, img_size=224,
-                                 dynamic_img_size=True, pretrained_cfg_overlay={"file": str(snap / "model.safetensors")}).eval()
+    upstream = timm.create_model(
+        "vit_small_patch16_224",
+        pretrained=True,
+        num_classes=0,
+        img_size=224,
+        dynamic_img_size=True,
+        pretrained_cfg_overlay={"file": str(snap / "model.safetensors")},
+    ).eval()
     x = images()
     with torch.inference_mode():
         ours, ref = model(x), upstream(x)
@@ -91,8 +118,12 @@ def test_transformers_preset_equals_transformers_own_forward(offline: Path, phik
     import transformers
 
     preset = get_preset("phikon")
-    snap = write_hf_snapshot(offline, preset.repo_id, {"model.safetensors": phikon_state, "config.json": PHIKON_CONFIG},
-                             revision=preset.revision or "0" * 40)
+    snap = write_hf_snapshot(
+        offline,
+        preset.repo_id,
+        {"model.safetensors": phikon_state, "config.json": PHIKON_CONFIG},
+        revision=preset.revision or "0" * 40,
+    )
     model, config = load_encoder("phikon")
     upstream = transformers.ViTModel.from_pretrained(str(snap), add_pooling_layer=False, local_files_only=True).eval()
     x = images()
@@ -119,19 +150,33 @@ def test_a_checkpoint_of_another_model_is_refused(offline: Path, kaiko_state) ->
 
 
 @pytest.mark.parametrize("name", ["kaiko-vits16", "phikon"])
-def test_embed_a_tile_store_offline_with_a_preset(name: str, offline: Path, kaiko_state, phikon_state,
-                                                  tmp_path: Path) -> None:
+def test_embed_a_tile_store_offline_with_a_preset(
+    name: str, offline: Path, kaiko_state, phikon_state, tmp_path: Path
+) -> None:
     from wsi_ssl.embed.config import EmbedConfig
     from wsi_ssl.embed.preprocess import Preprocess
     from wsi_ssl.embed.runner import run_embed
 
     preset = get_preset(name)
     state, config = (kaiko_state, KAIKO_TIMM_CONFIG) if name == "kaiko-vits16" else (phikon_state, PHIKON_CONFIG)
-    snap = write_hf_snapshot(offline, preset.repo_id, {"model.safetensors": state, "config.json": config},
-                             revision=preset.revision or "0" * 40)
+    snap = write_hf_snapshot(
+        offline,
+        preset.repo_id,
+        {"model.safetensors": state, "config.json": config},
+        revision=preset.revision or "0" * 40,
+    )
     tiles = write_tile_store(tmp_path / "tiles", "s1", 5, tile_size=64, mpp=0.5)
-    summary = run_embed(EmbedConfig(tiles=tmp_path / "tiles", encoder=name, out=tmp_path / "features",
-                                    batch_size=2, workers=0, device="cpu", progress=False))
+    summary = run_embed(
+        EmbedConfig(
+            tiles=tmp_path / "tiles",
+            encoder=name,
+            out=tmp_path / "features",
+            batch_size=2,
+            workers=0,
+            device="cpu",
+            progress=False,
+        )
+    )
     assert summary.ok and summary.slides == 1 and summary.tiles == 5
     with h5py.File(tmp_path / "features" / "s1.h5", "r") as f:
         feats, attrs = f["features"][:], dict(f.attrs)
@@ -151,8 +196,16 @@ def test_mpp_mismatch_is_refused_per_slide(offline: Path, kaiko_state, tmp_path:
 
     write_hf_snapshot(offline, get_preset("kaiko-vits16").repo_id, {"model.safetensors": kaiko_state})
     write_tile_store(tmp_path / "tiles", "at10x", 2, mpp=1.0)
-    summary = run_embed(EmbedConfig(tiles=tmp_path / "tiles", encoder="kaiko-vits16", out=tmp_path / "features",
-                                    workers=0, device="cpu", progress=False))
+    summary = run_embed(
+        EmbedConfig(
+            tiles=tmp_path / "tiles",
+            encoder="kaiko-vits16",
+            out=tmp_path / "features",
+            workers=0,
+            device="cpu",
+            progress=False,
+        )
+    )
     assert not summary.ok and "trained at 0.5 um/px" in summary.failed["at10x"]
 
 

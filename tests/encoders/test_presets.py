@@ -14,12 +14,34 @@ from wsi_ssl.encoders.pooling import WIDTH_FACTOR
 from wsi_ssl.encoders.registry import get_preset, preset_names
 from wsi_ssl.encoders.weights import WeightsSource
 
-REQUIRED = {"uni", "uni2-h", "virchow", "virchow2", "h-optimus-0", "h-optimus-1", "h0-mini", "prov-gigapath",
-            "phikon", "phikon-v2", "conch-v1.5", "midnight-12k", "kaiko-vits16", "kaiko-vitb16", "lunit-vits8",
-            "ctranspath", "hibou-b", "dinov2-vits14", "dinov2-vitl14"}
+REQUIRED = {
+    "uni",
+    "uni2-h",
+    "virchow",
+    "virchow2",
+    "h-optimus-0",
+    "h-optimus-1",
+    "h0-mini",
+    "prov-gigapath",
+    "phikon",
+    "phikon-v2",
+    "conch-v1.5",
+    "midnight-12k",
+    "kaiko-vits16",
+    "kaiko-vitb16",
+    "lunit-vits8",
+    "ctranspath",
+    "hibou-b",
+    "dinov2-vits14",
+    "dinov2-vitl14",
+}
 # Figures the issue quotes from the model cards, checked apart from the records themselves.
-PUBLISHED = {"uni2-h": (681e6, 1536), "virchow2": (632e6, 2560), "h-optimus-0": (1.13e9, 1536),
-             "prov-gigapath": (1.13e9, 1536)}
+PUBLISHED = {
+    "uni2-h": (681e6, 1536),
+    "virchow2": (632e6, 2560),
+    "h-optimus-0": (1.13e9, 1536),
+    "prov-gigapath": (1.13e9, 1536),
+}
 TIMM_LIKE = [n for n in sorted(REQUIRED) if get_preset(n).builder in ("timm", "module")]
 TRANSFORMERS = [n for n in sorted(REQUIRED) if get_preset(n).builder == "transformers"]
 
@@ -51,9 +73,13 @@ def test_state_dict_equals_the_published_checkpoint_layout(name: str) -> None:
     expected = expand(manifest(name))
     if preset.checkpoint_filter:  # an older upstream layout, converted by the architecture's own library
         published = {k: torch.empty(shape, device="meta") for k, shape in expected.items()}
-        expected = {k: tuple(v.shape) for k, v in checkpoint_filter(preset.checkpoint_filter)(published, backbone).items()}
+        expected = {
+            k: tuple(v.shape) for k, v in checkpoint_filter(preset.checkpoint_filter)(published, backbone).items()
+        }
     got = {k: tuple(v.shape) for k, v in backbone.state_dict().items()}
-    assert set(got) == set(expected), f"missing {sorted(set(expected) - set(got))[:5]}, extra {sorted(set(got) - set(expected))[:5]}"
+    assert set(got) == set(expected), (
+        f"missing {sorted(set(expected) - set(got))[:5]}, extra {sorted(set(got) - set(expected))[:5]}"
+    )
     wrong = {k: (got[k], expected[k]) for k in expected if got[k] != expected[k]}
     assert not wrong
 
@@ -74,7 +100,9 @@ def test_published_checkpoint_keys_load_into_the_transformers_model(name: str, t
     assert man["repeated"][0]["count"] == preset.kwargs["num_hidden_layers"]
     one_block = replace(preset, kwargs={**preset.kwargs, "num_hidden_layers": 1})
     save_file(random_state(expand(man, blocks=1)), str(tmp_path / "model.safetensors"))
-    backbone = BUILDERS["transformers"].load(one_block, WeightsSource((tmp_path / "model.safetensors",), None, None, "path"))
+    backbone = BUILDERS["transformers"].load(
+        one_block, WeightsSource((tmp_path / "model.safetensors",), None, None, "path")
+    )
     assert count_params(backbone) > 0
 
 

@@ -32,8 +32,12 @@ def test_cache_dir_follows_the_environment(tmp_path: Path, monkeypatch: pytest.M
 
 def test_pinned_revision_is_found_in_the_cache(cache: Path) -> None:
     preset = get_preset("virchow2")
-    snap = write_hf_snapshot(cache, preset.repo_id, {"model.safetensors": STATE, "config.json": {"a": 1}},
-                             revision=preset.revision or "1" * 40)
+    snap = write_hf_snapshot(
+        cache,
+        preset.repo_id,
+        {"model.safetensors": STATE, "config.json": {"a": 1}},
+        revision=preset.revision or "1" * 40,
+    )
     source = find_weights(preset)
     assert source.files == (snap / "model.safetensors",)
     assert source.revision == preset.revision and source.origin == "hf-cache"
@@ -57,9 +61,15 @@ def test_a_lone_snapshot_without_refs_is_used(cache: Path) -> None:
 def test_sharded_checkpoint_and_a_missing_shard(cache: Path) -> None:
     preset = get_preset("h-optimus-1")
     index = {"weight_map": {"a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors"}}
-    snap = write_hf_snapshot(cache, preset.repo_id, {"model.safetensors.index.json": index,
-                                                      "model-00001-of-00002.safetensors": {"a": torch.ones(1)},
-                                                      "model-00002-of-00002.safetensors": {"b": torch.ones(1)}})
+    snap = write_hf_snapshot(
+        cache,
+        preset.repo_id,
+        {
+            "model.safetensors.index.json": index,
+            "model-00001-of-00002.safetensors": {"a": torch.ones(1)},
+            "model-00002-of-00002.safetensors": {"b": torch.ones(1)},
+        },
+    )
     source = find_weights(preset)
     assert [f.name for f in source.files] == ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"]
     assert len(source.sha256()) == 64

@@ -31,8 +31,9 @@ def random_state(shapes: dict[str, tuple[int, ...]], seed: int = 0) -> dict[str,
     return {k: torch.randn(shape, generator=g) * 0.02 for k, shape in shapes.items()}
 
 
-def write_hf_snapshot(cache: Path, repo_id: str, files: dict[str, Any], revision: str = "0" * 40,
-                      ref: str | None = "main") -> Path:
+def write_hf_snapshot(
+    cache: Path, repo_id: str, files: dict[str, Any], revision: str = "0" * 40, ref: str | None = "main"
+) -> Path:
     """Lay out ``cache/models--ORG--NAME/snapshots/<revision>/`` as ``hf download`` does.
 
     ``files`` maps a file name to a state dict (written as safetensors or torch pickle by suffix)
@@ -69,8 +70,17 @@ def write_tile_store(folder: Path, slide_id: str, n: int, tile_size: int = 64, m
     tiles = rng.integers(0, 256, size=(n, tile_size, tile_size, 3), dtype=np.uint8)
     coords = np.stack([np.arange(n) * tile_size, np.zeros(n)], axis=1).astype(np.int64)
     path = store_path(folder, slide_id)
-    attrs = {"slide_id": slide_id, "source_path": f"/slides/{slide_id}.svs", "backend": "test", "mpp": mpp,
-             "slide_mpp": mpp, "level": 0, "downsample": 1.0, "tile_size": tile_size, "stride": tile_size}
+    attrs = {
+        "slide_id": slide_id,
+        "source_path": f"/slides/{slide_id}.svs",
+        "backend": "test",
+        "mpp": mpp,
+        "slide_mpp": mpp,
+        "level": 0,
+        "downsample": 1.0,
+        "tile_size": tile_size,
+        "stride": tile_size,
+    }
     spec = TileArraysSpec(n, tile_size, shard_tiles=max(n, 1), codec="png")  # lossless: exact pixels back
     create_tile_arrays(path, spec, coords, np.ones(n, np.float32), attrs)
     write_tiles(path, 0, tiles)

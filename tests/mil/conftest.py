@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import h5py
 import numpy as np
@@ -16,7 +16,9 @@ from wsi_ssl.stores.features import write_features
 DIM = 8
 
 
-def write_cohort(root: Path, n_patients: int = 24, slides_per_patient: int = 1, clam_style: bool = False, seed: int = 0) -> tuple[Path, pd.DataFrame]:
+def write_cohort(
+    root: Path, n_patients: int = 24, slides_per_patient: int = 1, clam_style: bool = False, seed: int = 0
+) -> tuple[Path, pd.DataFrame]:
     """Feature files whose label/risk is carried by a few strong tiles, and their slide table.
 
     ``clam_style`` writes files the way CLAM does: [1, N, D] features, no slide attrs.
@@ -41,8 +43,22 @@ def write_cohort(root: Path, n_patients: int = 24, slides_per_patient: int = 1, 
                     f.create_dataset("features", data=x[None])
                     f.create_dataset("coords", data=xy[None].astype(np.int64))
             else:
-                write_features(feats_dir / f"{sid}.h5", x, xy, {"slide_id": sid, "encoder": "test", "encoder_sha256": "", "mpp": 0.5, "tile_size": 256})
-            rows.append({"slide_id": sid, "patient_id": f"P{p:03d}", "label": "pos" if label else "neg", "score": float(x[:, 0].max()), "time": round(time, 2), "event": event})
+                write_features(
+                    feats_dir / f"{sid}.h5",
+                    x,
+                    xy,
+                    {"slide_id": sid, "encoder": "test", "encoder_sha256": "", "mpp": 0.5, "tile_size": 256},
+                )
+            rows.append(
+                {
+                    "slide_id": sid,
+                    "patient_id": f"P{p:03d}",
+                    "label": "pos" if label else "neg",
+                    "score": float(x[:, 0].max()),
+                    "time": round(time, 2),
+                    "event": event,
+                }
+            )
     return feats_dir, pd.DataFrame(rows)
 
 

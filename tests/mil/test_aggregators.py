@@ -13,7 +13,14 @@ KINDS = [*aggregator_names(), "abmil_plain"]  # every registered kind, plus abmi
 
 
 def _model(kind: str, task: str = "classification", out_dim: int = 2) -> MILModel:
-    cfg = AggregatorConfig(kind="abmil" if kind.startswith("abmil") else kind, gated=kind != "abmil_plain", hidden_dim=16, attn_dim=8, n_heads=2, dropout=0.0)
+    cfg = AggregatorConfig(
+        kind="abmil" if kind.startswith("abmil") else kind,
+        gated=kind != "abmil_plain",
+        hidden_dim=16,
+        attn_dim=8,
+        n_heads=2,
+        dropout=0.0,
+    )
     torch.manual_seed(0)
     return MILModel(6, cfg, task, out_dim).eval()
 
@@ -23,7 +30,10 @@ def test_padding_does_not_change_output(kind: str) -> None:
     model = _model(kind)
     torch.manual_seed(1)
     bag_a, bag_b = torch.randn(1, 7, 6), torch.randn(1, 13, 6)
-    ref_a, ref_b = model.predict(bag_a, torch.ones(1, 7, dtype=torch.bool)), model.predict(bag_b, torch.ones(1, 13, dtype=torch.bool))
+    ref_a, ref_b = (
+        model.predict(bag_a, torch.ones(1, 7, dtype=torch.bool)),
+        model.predict(bag_b, torch.ones(1, 13, dtype=torch.bool)),
+    )
     # Both bags in one batch padded to 20 rows of large garbage: padding must be invisible.
     x = torch.full((2, 20, 6), 1e3)
     x[0, :7], x[1, :13] = bag_a[0], bag_b[0]
@@ -44,7 +54,9 @@ def test_gated_attention_matches_formula() -> None:
     agg = model.aggregator
     h = torch.randn(1, 5, 16)
     out = agg(h, torch.ones(1, 5, dtype=torch.bool))
-    logits = (torch.tanh(h @ agg.V.weight.T + agg.V.bias) * torch.sigmoid(h @ agg.U.weight.T + agg.U.bias)) @ agg.w.weight.T + agg.w.bias
+    logits = (
+        torch.tanh(h @ agg.V.weight.T + agg.V.bias) * torch.sigmoid(h @ agg.U.weight.T + agg.U.bias)
+    ) @ agg.w.weight.T + agg.w.bias
     a = torch.softmax(logits[0, :, 0], dim=0)
     torch.testing.assert_close(out.scores[0], a)
     torch.testing.assert_close(out.embedding[0], (a[:, None] * h[0]).sum(0))
@@ -64,8 +76,15 @@ def _bags(sizes: tuple[int, ...], dtype: torch.dtype = torch.float32) -> list:
     from wsi_ssl.mil.bags import Bag
 
     torch.manual_seed(2)
-    return [Bag(key=str(i), patient_id=str(i), features=torch.randn(n, 6).to(dtype).numpy(), target=torch.tensor(i % 2).numpy())
-            for i, n in enumerate(sizes)]
+    return [
+        Bag(
+            key=str(i),
+            patient_id=str(i),
+            features=torch.randn(n, 6).to(dtype).numpy(),
+            target=torch.tensor(i % 2).numpy(),
+        )
+        for i, n in enumerate(sizes)
+    ]
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -109,7 +128,9 @@ def test_auto_bag_forward_picks_per_bag_for_large_bags_on_cpu(monkeypatch: pytes
 
     model = _model("abmil")
     calls: list[str] = []
-    monkeypatch.setattr(MILModel, "forward_per_bag", lambda self, f, n: calls.append("per_bag") or torch.zeros(len(n), 2))
+    monkeypatch.setattr(
+        MILModel, "forward_per_bag", lambda self, f, n: calls.append("per_bag") or torch.zeros(len(n), 2)
+    )
     run_batch(model, collate(_bags((600, 600))), "auto", min_instances=512)
     assert calls == ["per_bag"]
     small = collate(_bags((600, 1)))  # 300.5 instances per bag on average: below the threshold

@@ -17,13 +17,48 @@ from wsi_ssl.mil.loading import load_mil_model
 from wsi_ssl.mil.losses import fit_time_bins
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "mil"
-FAST = ["--set", "aggregator.hidden_dim=16", "--set", "aggregator.attn_dim=8", "--set", "data.batch_size=8", "--set", "eval.bootstrap=20", "--set", "train.lr=0.01", "--set", "train.num_threads=1", "--set", "eval.heatmaps=2", "--epochs", "8"]
+FAST = [
+    "--set",
+    "aggregator.hidden_dim=16",
+    "--set",
+    "aggregator.attn_dim=8",
+    "--set",
+    "data.batch_size=8",
+    "--set",
+    "eval.bootstrap=20",
+    "--set",
+    "train.lr=0.01",
+    "--set",
+    "train.num_threads=1",
+    "--set",
+    "eval.heatmaps=2",
+    "--epochs",
+    "8",
+]
 
 
 def _train(tmp_path: Path, df: pd.DataFrame, feats: Path, *extra: str) -> Path:
     table, run = tmp_path / "slides.csv", tmp_path / "run"
     df.to_csv(table, index=False)
-    assert main(["mil", "train", "--features", str(feats), "--slides", str(table), "--out", str(run), "--folds", "3", *FAST, *extra]) == 0
+    assert (
+        main(
+            [
+                "mil",
+                "train",
+                "--features",
+                str(feats),
+                "--slides",
+                str(table),
+                "--out",
+                str(run),
+                "--folds",
+                "3",
+                *FAST,
+                *extra,
+            ]
+        )
+        == 0
+    )
     return run
 
 
@@ -31,7 +66,9 @@ def test_clam_files_train_and_predict_end_to_end(tmp_path: Path, make_cohort, ca
     feats, df = make_cohort(tmp_path, n_patients=24, slides_per_patient=2, clam_style=True)
     df.loc[df["patient_id"] == "P000", "split"] = "test"
     df.loc[df["patient_id"] == "P001", "split"] = "test"
-    run = _train(tmp_path, df, feats, "--config", str(CONFIGS / "abmil_biomarker.yaml"), "--set", "task.label_column=label")
+    run = _train(
+        tmp_path, df, feats, "--config", str(CONFIGS / "abmil_biomarker.yaml"), "--set", "task.label_column=label"
+    )
     assert "auroc" in capsys.readouterr().out
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["n_bags"] == 22 and metrics["n_test_bags"] == 2  # one bag per patient
@@ -45,7 +82,23 @@ def test_clam_files_train_and_predict_end_to_end(tmp_path: Path, make_cohort, ca
     out = tmp_path / "pred.csv"
     test_table = tmp_path / "test_slides.csv"
     df[df["split"] == "test"].to_csv(test_table, index=False)
-    assert main(["mil", "predict", "--model", str(run), "--features", str(feats), "--slides", str(test_table), "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "mil",
+                "predict",
+                "--model",
+                str(run),
+                "--features",
+                str(feats),
+                "--slides",
+                str(test_table),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     pred = pd.read_csv(out).set_index("key")
     during = pd.read_csv(run / "test_predictions.csv").set_index("key")
     np.testing.assert_allclose(pred.loc[during.index, "prob_pos"], during["prob_pos"], atol=1e-5)
@@ -71,7 +124,9 @@ def test_clam_files_train_and_predict_end_to_end(tmp_path: Path, make_cohort, ca
 @pytest.mark.parametrize("loss", ["cox", "discrete"])
 def test_survival_run_writes_km_and_fold_bins_come_from_training_bags(tmp_path: Path, make_cohort, loss: str) -> None:  # type: ignore[no-untyped-def]
     feats, df = make_cohort(tmp_path, n_patients=30)
-    run = _train(tmp_path, df, feats, "--config", str(CONFIGS / "abmil_survival.yaml"), "--set", f"task.survival_loss={loss}")
+    run = _train(
+        tmp_path, df, feats, "--config", str(CONFIGS / "abmil_survival.yaml"), "--set", f"task.survival_loss={loss}"
+    )
     metrics = json.loads((run / "metrics.json").read_text())
     assert {"c_index", "uno_c", "td_auc", "ibs"} <= set(metrics["oof"])
     assert (run / "plots" / "oof_km.png").is_file()
@@ -83,7 +138,9 @@ def test_survival_run_writes_km_and_fold_bins_come_from_training_bags(tmp_path: 
         edges = load_file(str(run / fold["weights"]))["bin_edges"].numpy()
         if loss == "discrete":
             keys = info["train_keys"]
-            expected = fit_time_bins(np.array([times[k] for k in keys]), np.array([events[k] for k in keys]), meta["n_bins"])
+            expected = fit_time_bins(
+                np.array([times[k] for k in keys]), np.array([events[k] for k in keys]), meta["n_bins"]
+            )
             np.testing.assert_allclose(edges, expected.astype(np.float32))
         else:
             assert edges.size == 0 and len(fold["baseline_times"]) > 0
@@ -91,23 +148,81 @@ def test_survival_run_writes_km_and_fold_bins_come_from_training_bags(tmp_path: 
 
 def test_regression_transformer_and_resume(tmp_path: Path, make_cohort) -> None:  # type: ignore[no-untyped-def]
     feats, df = make_cohort(tmp_path, n_patients=18)
-    run = _train(tmp_path, df, feats, "--config", str(CONFIGS / "abmil_regression.yaml"), "--set", "task.label_column=score", "--set", "aggregator.kind=transformer", "--set", "aggregator.n_heads=2")
+    run = _train(
+        tmp_path,
+        df,
+        feats,
+        "--config",
+        str(CONFIGS / "abmil_regression.yaml"),
+        "--set",
+        "task.label_column=score",
+        "--set",
+        "aggregator.kind=transformer",
+        "--set",
+        "aggregator.n_heads=2",
+    )
     metrics = json.loads((run / "metrics.json").read_text())
     assert {"r2", "pearson_r", "mae"} <= set(metrics["oof"])
     weights = run / "folds" / "fold_0" / "model.safetensors"
     stamp = weights.stat().st_mtime_ns
-    _train(tmp_path, df, feats, "--config", str(CONFIGS / "abmil_regression.yaml"), "--set", "task.label_column=score", "--set", "aggregator.kind=transformer", "--set", "aggregator.n_heads=2")
+    _train(
+        tmp_path,
+        df,
+        feats,
+        "--config",
+        str(CONFIGS / "abmil_regression.yaml"),
+        "--set",
+        "task.label_column=score",
+        "--set",
+        "aggregator.kind=transformer",
+        "--set",
+        "aggregator.n_heads=2",
+    )
     assert weights.stat().st_mtime_ns == stamp  # finished folds are not retrained
-    assert json.loads((run / "metrics.json").read_text())["oof"]["r2"]["value"] == pytest.approx(metrics["oof"]["r2"]["value"])
+    assert json.loads((run / "metrics.json").read_text())["oof"]["r2"]["value"] == pytest.approx(
+        metrics["oof"]["r2"]["value"]
+    )
 
 
 def test_bad_inputs_exit_2_with_the_reason(tmp_path: Path, make_cohort, capsys) -> None:  # type: ignore[no-untyped-def]
     feats, df = make_cohort(tmp_path, n_patients=12)
     table = tmp_path / "s.csv"
     df.drop(columns=["event"]).to_csv(table, index=False)
-    assert main(["mil", "train", "--features", str(feats), "--slides", str(table), "--out", str(tmp_path / "r"), "--set", "task.kind=survival"]) == 2
+    assert (
+        main(
+            [
+                "mil",
+                "train",
+                "--features",
+                str(feats),
+                "--slides",
+                str(table),
+                "--out",
+                str(tmp_path / "r"),
+                "--set",
+                "task.kind=survival",
+            ]
+        )
+        == 2
+    )
     assert "'time' and 'event'" in capsys.readouterr().err
-    assert main(["mil", "train", "--features", str(feats), "--slides", str(table), "--out", str(tmp_path / "r"), "--set", "aggregator.kind=nope"]) == 2
+    assert (
+        main(
+            [
+                "mil",
+                "train",
+                "--features",
+                str(feats),
+                "--slides",
+                str(table),
+                "--out",
+                str(tmp_path / "r"),
+                "--set",
+                "aggregator.kind=nope",
+            ]
+        )
+        == 2
+    )
     assert "aggregator.kind" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
 
@@ -129,7 +244,17 @@ def test_resume_retrains_a_fold_whose_config_changed(tmp_path: Path, make_cohort
     run = _train(tmp_path, df, feats, "--set", "aggregator.kind=mean", "--set", "eval.plots=false")
     weights = run / "folds" / "fold_0" / "model.safetensors"
     stamp = weights.stat().st_mtime_ns
-    _train(tmp_path, df, feats, "--set", "aggregator.kind=mean", "--set", "eval.plots=false", "--set", "train.weight_decay=0.5")
+    _train(
+        tmp_path,
+        df,
+        feats,
+        "--set",
+        "aggregator.kind=mean",
+        "--set",
+        "eval.plots=false",
+        "--set",
+        "train.weight_decay=0.5",
+    )
     assert weights.stat().st_mtime_ns != stamp
 
 
@@ -141,20 +266,52 @@ def test_features_of_two_encoders_are_never_mixed(tmp_path: Path, make_cohort, c
     for sid in df["slide_id"]:
         with h5py.File(feats / f"{sid}.h5", "a") as f:
             f.attrs["encoder"], f.attrs["encoder_sha256"] = "uni", "a" * 64
-    run = _train(tmp_path, df, feats, "--config", str(CONFIGS / "abmil_biomarker.yaml"), "--set", "task.label_column=label")
+    run = _train(
+        tmp_path, df, feats, "--config", str(CONFIGS / "abmil_biomarker.yaml"), "--set", "task.label_column=label"
+    )
     assert json.loads((run / "model.json").read_text())["encoder"]["encoder_sha256"] == "a" * 64
 
     other = df["slide_id"].iloc[3]
     with h5py.File(feats / f"{other}.h5", "a") as f:
         f.attrs["encoder"], f.attrs["encoder_sha256"] = "phikon-v2", "b" * 64
     table = tmp_path / "slides.csv"
-    args = ["mil", "train", "--features", str(feats), "--slides", str(table), "--out", str(tmp_path / "run2"),
-            "--folds", "3", *FAST, "--config", str(CONFIGS / "abmil_biomarker.yaml"), "--set", "task.label_column=label"]
+    args = [
+        "mil",
+        "train",
+        "--features",
+        str(feats),
+        "--slides",
+        str(table),
+        "--out",
+        str(tmp_path / "run2"),
+        "--folds",
+        "3",
+        *FAST,
+        "--config",
+        str(CONFIGS / "abmil_biomarker.yaml"),
+        "--set",
+        "task.label_column=label",
+    ]
     assert main(args) == 2
     err = capsys.readouterr().err
     assert f"{other}: embedded by phikon-v2" in err and "uni (weights sha256 aaaaaaaaaaaa)" in err
     one = tmp_path / "one.csv"
     df[df["slide_id"] == other].to_csv(one, index=False)
-    assert main(["mil", "predict", "--model", str(run), "--features", str(feats), "--slides", str(one),
-                 "--out", str(tmp_path / "p.csv")]) == 2
+    assert (
+        main(
+            [
+                "mil",
+                "predict",
+                "--model",
+                str(run),
+                "--features",
+                str(feats),
+                "--slides",
+                str(one),
+                "--out",
+                str(tmp_path / "p.csv"),
+            ]
+        )
+        == 2
+    )
     assert "but the model by uni" in capsys.readouterr().err

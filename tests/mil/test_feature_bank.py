@@ -19,7 +19,10 @@ from wsi_ssl.mil.train import run_batch
 
 
 def _bags(sizes: list[int], dtype: type = np.float32) -> list[Bag]:
-    return [Bag(key=str(i), patient_id=str(i), features=np.full((n, 3), i, dtype), target=np.asarray(i % 2)) for i, n in enumerate(sizes)]
+    return [
+        Bag(key=str(i), patient_id=str(i), features=np.full((n, 3), i, dtype), target=np.asarray(i % 2))
+        for i, n in enumerate(sizes)
+    ]
 
 
 def test_host_bank_batches_equal_collate_and_subsample_only_with_rng() -> None:
@@ -27,7 +30,11 @@ def test_host_bank_batches_equal_collate_and_subsample_only_with_rng() -> None:
     bank = FeatureBank(bags, "cpu")
     assert not bank.on_device and bank.lengths == [5, 50, 2] and bank.nbytes == 57 * 3 * 4
     ref, got = collate([bags[2], bags[0]]), bank.batch([2, 0])
-    assert torch.equal(got.features, ref.features) and torch.equal(got.mask, ref.mask) and torch.equal(got.target, ref.target)
+    assert (
+        torch.equal(got.features, ref.features)
+        and torch.equal(got.mask, ref.mask)
+        and torch.equal(got.target, ref.target)
+    )
     assert got.keys == ["2", "0"]
     assert bank.batch([1], max_instances=10).lengths == [50]  # evaluation: every tile
     sub = bank.batch([1], max_instances=10, rng=np.random.default_rng(0))
@@ -73,7 +80,9 @@ def test_host_to_device_copies_in_a_step_are_queued_not_waited_for(monkeypatch: 
         return out
 
     bank = FeatureBank(_bags([5, 17, 9], np.float16), "meta", "device")
-    model = MILModel(3, AggregatorConfig(kind="abmil", hidden_dim=16, attn_dim=8), "classification", 2).to("meta").train()
+    model = (
+        MILModel(3, AggregatorConfig(kind="abmil", hidden_dim=16, attn_dim=8), "classification", 2).to("meta").train()
+    )
     monkeypatch.setattr(torch.Tensor, "to", spy)
     b = bank.batch([0, 1, 2], max_instances=8, rng=np.random.default_rng(0))  # two bags subsampled
     F.cross_entropy(run_batch(model, b, "batched"), b.target).backward()

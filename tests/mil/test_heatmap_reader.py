@@ -20,7 +20,9 @@ class GradientReader(ReaderBase):
 
     backend = "gradient"
     auto_rank = -1  # ``auto`` tries it before OpenSlide
-    image = np.dstack([*np.meshgrid(np.arange(1024) % 256, np.arange(768) % 256), np.full((768, 1024), 99)]).astype(np.uint8)
+    image = np.dstack([*np.meshgrid(np.arange(1024) % 256, np.arange(768) % 256), np.full((768, 1024), 99)]).astype(
+        np.uint8
+    )
     calls: ClassVar[list[str]] = []
 
     def _open(self) -> None:
@@ -63,18 +65,30 @@ def test_heatmap_reads_the_slide_through_a_registered_reader(gradient_slide: Pat
     written = slide_heatmap(coords, scores, tmp_path / "h.png", tile_px=128, slide_path=gradient_slide, top_k=2)
     assert set(written) == {"heatmap", "top_tiles_csv", "top_tiles"}
     # The thumbnail (the whole single level) then the two best tiles, then the reader is closed.
-    assert GradientReader.calls == ["open", "read 0,0 1024x768", "read 896,640 128x128", "read 768,640 128x128", "close"]
+    assert GradientReader.calls == [
+        "open",
+        "read 0,0 1024x768",
+        "read 896,640 128x128",
+        "read 768,640 128x128",
+        "close",
+    ]
     montage = np.asarray(Image.open(written["top_tiles"]))
     best = np.asarray(Image.fromarray(GradientReader.image[640:768, 896:1024]).resize((160, 160)))
     assert np.array_equal(montage[:, :160], best)
 
 
-def test_write_heatmaps_sizes_tiles_from_the_readers_mpp(gradient_slide: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_write_heatmaps_sizes_tiles_from_the_readers_mpp(
+    gradient_slide: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from wsi_ssl.mil import experiment, heatmaps
 
     seen: dict[str, Any] = {}
     monkeypatch.setattr(experiment, "read_feature_attrs", lambda path: {"tile_size": 224, "mpp": 0.5})
-    monkeypatch.setattr(heatmaps, "slide_heatmap", lambda coords, scores, out, tile_px, path, **kw: seen.update(tile_px=tile_px, path=path))
+    monkeypatch.setattr(
+        heatmaps,
+        "slide_heatmap",
+        lambda coords, scores, out, tile_px, path, **kw: seen.update(tile_px=tile_px, path=path),
+    )
     coords = np.array([[0, 0], [448, 0]])
     bag = Bag("s1", "p1", np.zeros((2, 4), np.float32), np.array(1), ["s1"], coords, np.zeros(2, int))
     df = pd.DataFrame({"slide_id": ["s1"], "path": [str(gradient_slide)]})

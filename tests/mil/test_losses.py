@@ -36,7 +36,11 @@ def direct_pll(eta: list[float], time: list[float], event: list[int], ties: str)
 def test_cox_equals_direct_partial_likelihood(ties: str) -> None:
     n_events = sum(EVENT)
     expected = -direct_pll(ETA, TIME, EVENT, ties) / n_events
-    eta, time, event = torch.tensor(ETA, dtype=torch.float64), torch.tensor(TIME, dtype=torch.float64), torch.tensor(EVENT)
+    eta, time, event = (
+        torch.tensor(ETA, dtype=torch.float64),
+        torch.tensor(TIME, dtype=torch.float64),
+        torch.tensor(EVENT),
+    )
     # torchsurv accumulates tie groups in float32 even for float64 input: 1e-6, not 1e-10
     assert cox_nll(eta, time, event, ties=ties).item() == pytest.approx(expected, rel=1e-6)
     unit = torch.ones(len(ETA), dtype=torch.float64)
@@ -47,7 +51,9 @@ def test_efron_and_breslow_differ_only_with_ties() -> None:
     eta, event = torch.tensor(ETA, dtype=torch.float64), torch.tensor(EVENT)
     tied, distinct = torch.tensor(TIME, dtype=torch.float64), torch.tensor([1.0, 2, 3, 4, 5, 6], dtype=torch.float64)
     assert cox_nll(eta, tied, event, "efron").item() != pytest.approx(cox_nll(eta, tied, event, "breslow").item())
-    assert cox_nll(eta, distinct, event, "efron").item() == pytest.approx(cox_nll(eta, distinct, event, "breslow").item())
+    assert cox_nll(eta, distinct, event, "efron").item() == pytest.approx(
+        cox_nll(eta, distinct, event, "breslow").item()
+    )
 
 
 def test_unweighted_cox_is_torchsurv_per_event() -> None:
@@ -65,8 +71,16 @@ def test_weighted_breslow_equals_replicated_rows() -> None:
     """Integer weights behave like repeating a subject that many times (Breslow)."""
     w = [1, 3, 2, 1, 2, 1]
     rep = [(e, t, v) for e, t, v, k in zip(ETA, TIME, EVENT, w) for _ in range(k)]
-    expected = -direct_pll([r[0] for r in rep], [r[1] for r in rep], [r[2] for r in rep], "breslow") / sum(k for k, v in zip(w, EVENT) if v)
-    got = weighted_cox_nll(torch.tensor(ETA, dtype=torch.float64), torch.tensor(TIME, dtype=torch.float64), torch.tensor(EVENT).bool(), torch.tensor(w, dtype=torch.float64), "breslow")
+    expected = -direct_pll([r[0] for r in rep], [r[1] for r in rep], [r[2] for r in rep], "breslow") / sum(
+        k for k, v in zip(w, EVENT) if v
+    )
+    got = weighted_cox_nll(
+        torch.tensor(ETA, dtype=torch.float64),
+        torch.tensor(TIME, dtype=torch.float64),
+        torch.tensor(EVENT).bool(),
+        torch.tensor(w, dtype=torch.float64),
+        "breslow",
+    )
     assert got.item() == pytest.approx(expected, rel=1e-10)
 
 

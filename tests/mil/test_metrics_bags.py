@@ -75,7 +75,10 @@ def test_bootstrap_of_a_constant_has_zero_width() -> None:
 
 
 def _bags(sizes: list[int]) -> list[Bag]:
-    return [Bag(key=str(i), patient_id=str(i), features=np.full((n, 3), i, np.float32), target=np.asarray(i)) for i, n in enumerate(sizes)]
+    return [
+        Bag(key=str(i), patient_id=str(i), features=np.full((n, 3), i, np.float32), target=np.asarray(i))
+        for i, n in enumerate(sizes)
+    ]
 
 
 def test_collate_pads_with_mask_and_subsamples_only_with_rng() -> None:
@@ -87,7 +90,10 @@ def test_collate_pads_with_mask_and_subsamples_only_with_rng() -> None:
 
 
 def test_batches_are_packed_in_the_stored_dtype_with_a_padded_view() -> None:
-    bags = [Bag(key=str(i), patient_id=str(i), features=np.full((n, 3), i + 1, np.float16), target=np.asarray(i)) for i, n in enumerate([3, 1, 2])]
+    bags = [
+        Bag(key=str(i), patient_id=str(i), features=np.full((n, 3), i + 1, np.float16), target=np.asarray(i))
+        for i, n in enumerate([3, 1, 2])
+    ]
     b = collate(bags)
     assert b.features.dtype == torch.float16 and b.features.shape == (6, 3) and b.lengths == [3, 1, 2]
     assert b.features[:, 0].tolist() == [1, 1, 1, 2, 3, 3]
@@ -96,22 +102,33 @@ def test_batches_are_packed_in_the_stored_dtype_with_a_padded_view() -> None:
 
 
 def test_bags_stored_in_different_dtypes_are_packed_as_float32() -> None:
-    bags = [Bag(key=str(i), patient_id=str(i), features=np.full((2, 3), 0.1, dt), target=np.asarray(0))
-            for i, dt in enumerate([np.float16, np.float32])]
+    bags = [
+        Bag(key=str(i), patient_id=str(i), features=np.full((2, 3), 0.1, dt), target=np.asarray(0))
+        for i, dt in enumerate([np.float16, np.float32])
+    ]
     b = collate(bags)
     assert b.features.dtype == torch.float32
     torch.testing.assert_close(b.features[2:], torch.full((2, 3), 0.1))
 
 
 @pytest.mark.parametrize("max_rows", [10**9, 1_000])
-def test_instance_stats_are_numpy_mean_and_std_of_the_concatenated_rows(max_rows: int, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_instance_stats_are_numpy_mean_and_std_of_the_concatenated_rows(
+    max_rows: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Block-wise float64 statistics equal numpy's over the concatenation, or over the same sample of it."""
     import wsi_ssl.mil.bags as bags_mod
 
     monkeypatch.setattr(bags_mod, "_STATS_BLOCK", 700)  # several blocks per bag
     rng = np.random.default_rng(1)
-    bags = [Bag(key=str(i), patient_id=str(i), features=(rng.standard_normal((int(n), 5)) * 3 + 7).astype(np.float16),
-                target=np.asarray(0)) for i, n in enumerate(rng.integers(1, 3000, 8))]
+    bags = [
+        Bag(
+            key=str(i),
+            patient_id=str(i),
+            features=(rng.standard_normal((int(n), 5)) * 3 + 7).astype(np.float16),
+            target=np.asarray(0),
+        )
+        for i, n in enumerate(rng.integers(1, 3000, 8))
+    ]
     for b in bags:
         b.features[:, 2] = 1.0  # a constant feature: std 1, not 0
     rows = np.concatenate([b.features for b in bags]).astype(np.float64)

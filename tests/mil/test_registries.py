@@ -23,8 +23,10 @@ def test_every_module_in_the_package_is_registered() -> None:
     assert all(isinstance(get_task(k), Task) and get_task(k).kind == k for k in task_kinds())
 
 
-@pytest.mark.parametrize("section, known", [("aggregator", "abmil, dsmil, mean, transformer, transmil"),
-                                            ("task", "classification, regression, survival")])
+@pytest.mark.parametrize(
+    "section, known",
+    [("aggregator", "abmil, dsmil, mean, transformer, transmil"), ("task", "classification, regression, survival")],
+)
 def test_an_unknown_kind_in_a_config_names_the_known_ones(section: str, known: str) -> None:
     with pytest.raises(ValueError, match=f"unknown {section} kind 'nope'; known kinds: {known}"):
         MilConfig.model_validate({section: {"kind": "nope"}})
@@ -64,12 +66,16 @@ def test_a_new_aggregator_is_one_registration(monkeypatch: pytest.MonkeyPatch) -
             self.out_dim = in_dim
 
         def forward(self, h: torch.Tensor, mask: torch.Tensor, head: Head | None = None) -> AggOutput:
-            return AggOutput(embedding=h.masked_fill(~mask[..., None], float("-inf")).amax(dim=1) + 0 * masked_mean(h, mask))
+            return AggOutput(
+                embedding=h.masked_fill(~mask[..., None], float("-inf")).amax(dim=1) + 0 * masked_mean(h, mask)
+            )
 
     agg_registry.register_aggregator("max", attention=False)(lambda cfg, in_dim: MaxPool(in_dim))
     cfg = MilConfig.model_validate({"aggregator": {"kind": "max", "hidden_dim": 4}})
     model = MILModel(3, cfg.aggregator, "classification", 2)
-    assert isinstance(model.aggregator, MaxPool) and model(torch.randn(2, 5, 3), torch.ones(2, 5, dtype=torch.bool)).shape == (2, 2)
+    assert isinstance(model.aggregator, MaxPool) and model(
+        torch.randn(2, 5, 3), torch.ones(2, 5, dtype=torch.bool)
+    ).shape == (2, 2)
     with pytest.raises(ValueError, match="registered twice"):
         agg_registry.register_aggregator("max")(lambda cfg, in_dim: MaxPool(in_dim))
 
@@ -85,12 +91,19 @@ def test_a_format_1_run_dir_reads_transmil_as_the_renamed_transformer(tmp_path: 
     from wsi_ssl.mil.loading import load_mil_model, save_fold_weights
     from wsi_ssl.mil.model import build_model, model_meta
 
-    meta = model_meta(3, AggregatorConfig(kind="transformer", hidden_dim=8, n_heads=2), "classification", ["a", "b"], "cox", 0)
+    meta = model_meta(
+        3, AggregatorConfig(kind="transformer", hidden_dim=8, n_heads=2), "classification", ["a", "b"], "cox", 0
+    )
     old = build_model(meta)
     save_fold_weights(old, tmp_path / "w.safetensors")
     meta["aggregator"]["kind"] = "transmil"
-    (tmp_path / "model.json").write_text(json.dumps({"format_version": 1, **meta, "folds": [{"index": 0, "weights": "w.safetensors"}]}))
+    (tmp_path / "model.json").write_text(
+        json.dumps({"format_version": 1, **meta, "folds": [{"index": 0, "weights": "w.safetensors"}]})
+    )
     ensemble, read = load_mil_model(tmp_path)
     assert read["aggregator"]["kind"] == "transformer"
     x = torch.randn(1, 6, 3)
-    torch.testing.assert_close(ensemble(x, torch.ones(1, 6, dtype=torch.bool))["prob"], old.eval().predict(x, torch.ones(1, 6, dtype=torch.bool))["prob"])
+    torch.testing.assert_close(
+        ensemble(x, torch.ones(1, 6, dtype=torch.bool))["prob"],
+        old.eval().predict(x, torch.ones(1, 6, dtype=torch.bool))["prob"],
+    )

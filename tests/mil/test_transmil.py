@@ -75,7 +75,9 @@ def test_the_reference_is_what_nystrom_attention_computes(n: int) -> None:
     pkg = pytest.importorskip("nystrom_attention")
     torch.manual_seed(n)
     ours = NystromAttention(32, heads=4, num_landmarks=16).eval()
-    theirs = pkg.NystromAttention(dim=32, dim_head=8, heads=4, num_landmarks=16, pinv_iterations=6, residual=True).eval()
+    theirs = pkg.NystromAttention(
+        dim=32, dim_head=8, heads=4, num_landmarks=16, pinv_iterations=6, residual=True
+    ).eval()
     theirs.load_state_dict(ours.state_dict())  # same parameter names and shapes
     x = torch.randn(1, n, 32)
     torch.testing.assert_close(nystrom_reference(ours, x[0]), theirs(x)[0], atol=1e-5, rtol=1e-4)
@@ -101,5 +103,5 @@ def test_transmil_in_a_padded_batch_is_the_authors_model_on_each_bag() -> None:
 
 
 def test_ceil_sqrt_is_exact_where_float32_is_not() -> None:
-    n = torch.tensor([0, 1, 2, 4, 5, 16_000_000, 16_000_001, 4_000 ** 2 + 1, 2**40 + 1])
+    n = torch.tensor([0, 1, 2, 4, 5, 16_000_000, 16_000_001, 4_000**2 + 1, 2**40 + 1])
     assert ceil_sqrt(n).tolist() == [math.isqrt(v - 1) + 1 if v else 0 for v in n.tolist()]

@@ -62,10 +62,23 @@ def test_task_names_become_folders_so_must_be_plain(tmp_path: Path) -> None:
 
 
 def test_stage_overrides_reach_the_stage_as_typed_values() -> None:
-    stage = StageConfig(config="c.yaml", set={"mpp": 1.0, "tile_size": 64, "tissue.pen_hue_range": [65.0, 255.0],
-                                              "task.label_column": "biomarker", "mpp_override": None})
+    stage = StageConfig(
+        config="c.yaml",
+        set={
+            "mpp": 1.0,
+            "tile_size": 64,
+            "tissue.pen_hue_range": [65.0, 255.0],
+            "task.label_column": "biomarker",
+            "mpp_override": None,
+        },
+    )
     argv = stage.argv(Path("c.yaml"))
     assert argv[:2] == ["--config", "c.yaml"]
     sets = [argv[i + 1] for i, a in enumerate(argv) if a == "--set"]
-    assert parse_overrides(sets) == {"mpp": 1.0, "tile_size": 64, "tissue": {"pen_hue_range": [65.0, 255.0]},
-                                     "task": {"label_column": "biomarker"}, "mpp_override": None}
+    assert parse_overrides(sets) == {
+        "mpp": 1.0,
+        "tile_size": 64,
+        "tissue": {"pen_hue_range": [65.0, 255.0]},
+        "task": {"label_column": "biomarker"},
+        "mpp_override": None,
+    }

@@ -19,8 +19,15 @@ import pytest
 import wsi_ssl
 
 PACKAGE_DIR = Path(wsi_ssl.__file__).resolve().parent
-CHECKED = ("wsi_ssl.pipeline", "wsi_ssl.cli", "wsi_ssl.client", "wsi_ssl.resources", "wsi_ssl.config",
-           "wsi_ssl.synthetic.command", "wsi_ssl.serve.client")
+CHECKED = (
+    "wsi_ssl.pipeline",
+    "wsi_ssl.cli",
+    "wsi_ssl.client",
+    "wsi_ssl.resources",
+    "wsi_ssl.config",
+    "wsi_ssl.synthetic.command",
+    "wsi_ssl.serve.client",
+)
 
 
 def module_files() -> dict[str, Path]:
@@ -128,8 +135,10 @@ def test_module_imports_first_in_a_fresh_interpreter(module: str) -> None:
 
 def test_cli_parser_stays_light() -> None:
     """``wsi-ssl --help`` imports every command module: none may pull in torch, pandas or the renderer."""
-    code = ("import sys, wsi_ssl.cli as c; c.build_parser(); "
-            "print(' '.join(m for m in ('torch', 'pandas', 'matplotlib', 'tifffile', 'zarr') if m in sys.modules))")
+    code = (
+        "import sys, wsi_ssl.cli as c; c.build_parser(); "
+        "print(' '.join(m for m in ('torch', 'pandas', 'matplotlib', 'tifffile', 'zarr') if m in sys.modules))"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip() == "", f"imported by the parser: {done.stdout.strip()}"

@@ -28,7 +28,9 @@ PACKAGE_DIR = Path(wsi_ssl.__file__).resolve().parent
 SOURCE_ROOT = PACKAGE_DIR.parent
 
 
-def test_quickstart_finds_its_stage_configs_from_another_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_quickstart_finds_its_stage_configs_from_another_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     cfg = load_pipeline("pipelines/quickstart.yaml", out=str(tmp_path / "run"))
     run = Run(cfg)
@@ -70,8 +72,9 @@ def _build_wheel(out: Path) -> Path:
     except importlib.metadata.PackageNotFoundError:
         isolated = True
     cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out / "dist"), str(src)]
-    done = subprocess.run(cmd + ([] if isolated else ["--no-build-isolation"]), capture_output=True, text=True,
-                          timeout=300)
+    done = subprocess.run(
+        cmd + ([] if isolated else ["--no-build-isolation"]), capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return next((out / "dist").glob("wsi_ssl-*.whl"))
 
@@ -81,8 +84,11 @@ def test_wheel_ships_the_configs_and_finds_them_when_installed(tmp_path: Path) -
         pytest.skip("not a checkout")
     wheel = _build_wheel(tmp_path)
     names = set(zipfile.ZipFile(wheel).namelist())
-    shipped = {p.relative_to(SOURCE_ROOT).as_posix() for pattern in ("configs/**/*.yaml", "pipelines/*.yaml")
-               for p in PACKAGE_DIR.glob(pattern)}
+    shipped = {
+        p.relative_to(SOURCE_ROOT).as_posix()
+        for pattern in ("configs/**/*.yaml", "pipelines/*.yaml")
+        for p in PACKAGE_DIR.glob(pattern)
+    }
     assert shipped and "wsi_ssl/pipelines/quickstart.yaml" in shipped
     assert shipped <= names, f"not in the wheel: {sorted(shipped - names)}"
     assert "wsi_ssl/serve/openapi.json" in names
@@ -91,11 +97,21 @@ def test_wheel_ships_the_configs_and_finds_them_when_installed(tmp_path: Path) -
     zipfile.ZipFile(wheel).extractall(site)
     work = tmp_path / "elsewhere"
     work.mkdir()
-    code = ("import wsi_ssl; from wsi_ssl.pipeline.config import load_pipeline; from wsi_ssl.pipeline.layout import Run; "
-            "cfg = load_pipeline('pipelines/quickstart.yaml'); print(wsi_ssl.__file__); print(Run(cfg).config_path(cfg.tile))")
-    done = subprocess.run([sys.executable, "-c", code], cwd=work, capture_output=True, text=True, timeout=120,
-                          env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"})
+    code = (
+        "import wsi_ssl; from wsi_ssl.pipeline.config import load_pipeline; from wsi_ssl.pipeline.layout import Run; "
+        "cfg = load_pipeline('pipelines/quickstart.yaml'); print(wsi_ssl.__file__); print(Run(cfg).config_path(cfg.tile))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"},
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     module, tile_config = done.stdout.split()
     assert Path(module).is_relative_to(site) and Path(tile_config).is_relative_to(site.resolve())
-    assert yaml.safe_load(Path(tile_config).read_text()) == yaml.safe_load(packaged_path("configs", "tile", "default.yaml").read_text())
+    assert yaml.safe_load(Path(tile_config).read_text()) == yaml.safe_load(
+        packaged_path("configs", "tile", "default.yaml").read_text()
+    )

@@ -48,9 +48,16 @@ def test_outputs_follow_the_contracts(tiny_runs: TinyRuns) -> None:
     root = tiny_runs.root
     table = pd.read_csv(root / "slides.csv")
     assert len(table) >= 4
-    pretrained, random = read_encoder_config(root / "encoders/pretrained"), read_encoder_config(root / "encoders/random")
+    pretrained, random = (
+        read_encoder_config(root / "encoders/pretrained"),
+        read_encoder_config(root / "encoders/random"),
+    )
     assert pretrained.method == "dino" and random.method == "random"
-    assert (pretrained.arch, pretrained.model_kwargs, pretrained.input_size) == (random.arch, random.model_kwargs, random.input_size)
+    assert (pretrained.arch, pretrained.model_kwargs, pretrained.input_size) == (
+        random.arch,
+        random.model_kwargs,
+        random.input_size,
+    )
     assert pretrained.sha256 != random.sha256
     for kind in ("pretrained", "random"):
         for sid in table["slide_id"]:

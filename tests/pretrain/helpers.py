@@ -33,10 +33,24 @@ def patterned_tiles(n: int, size: int, seed: int) -> np.ndarray:
 def make_store(folder: Path, slide_id: str, n: int = 24, size: int = 32, seed: int = 0, mpp: float = 1.0) -> Path:
     path = store_path(folder, slide_id)
     coords = np.stack([np.arange(n) * size, np.zeros(n)], 1).astype(np.int64)
-    attrs = {"slide_id": slide_id, "source_path": f"/nowhere/{slide_id}.tiff", "backend": "test", "mpp": mpp,
-             "slide_mpp": 0.5, "level": 0, "downsample": mpp / 0.5, "tile_size": size, "stride": size}
-    create_tile_arrays(path, TileArraysSpec(n_tiles=n, tile_size=size, shard_tiles=8, codec="png"), coords,
-                       np.ones(n, np.float32), attrs)
+    attrs = {
+        "slide_id": slide_id,
+        "source_path": f"/nowhere/{slide_id}.tiff",
+        "backend": "test",
+        "mpp": mpp,
+        "slide_mpp": 0.5,
+        "level": 0,
+        "downsample": mpp / 0.5,
+        "tile_size": size,
+        "stride": size,
+    }
+    create_tile_arrays(
+        path,
+        TileArraysSpec(n_tiles=n, tile_size=size, shard_tiles=8, codec="png"),
+        coords,
+        np.ones(n, np.float32),
+        attrs,
+    )
     write_tiles(path, 0, patterned_tiles(n, size, seed))
     mark_complete(path)
     return path

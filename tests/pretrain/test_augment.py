@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 import torch
 
-from wsi_ssl.pretrain.augment import augment, color_jitter, flip_rotate, gaussian_blur, hed_jitter, hed_to_rgb, rgb_to_hed
+from wsi_ssl.pretrain.augment import (
+    augment,
+    color_jitter,
+    flip_rotate,
+    gaussian_blur,
+    hed_jitter,
+    hed_to_rgb,
+    rgb_to_hed,
+)
 from wsi_ssl.pretrain.config import AugmentConfig, CropConfig
 from wsi_ssl.pretrain.multicrop import MultiCrop, random_resized_crop
 
@@ -50,11 +58,16 @@ def test_flip_rotate_only_moves_pixels(batch: torch.Tensor) -> None:
 
 
 def test_every_transform_keeps_shape_dtype_and_range(batch: torch.Tensor) -> None:
-    cfg = AugmentConfig(hed_sigma=0.3, hed_bias=0.1, brightness=0.5, contrast=0.5, saturation=0.5, hue=0.1,
-                        color_p=1.0, blur_p=1.0)
+    cfg = AugmentConfig(
+        hed_sigma=0.3, hed_bias=0.1, brightness=0.5, contrast=0.5, saturation=0.5, hue=0.1, color_p=1.0, blur_p=1.0
+    )
     g = torch.Generator().manual_seed(2)
-    for out in (hed_jitter(batch, 0.3, 0.1, g), color_jitter(batch, cfg, g), gaussian_blur(batch, 1.0, (0.5, 2.0), g),
-                augment(batch, cfg, g)):
+    for out in (
+        hed_jitter(batch, 0.3, 0.1, g),
+        color_jitter(batch, cfg, g),
+        gaussian_blur(batch, 1.0, (0.5, 2.0), g),
+        augment(batch, cfg, g),
+    ):
         assert out.shape == batch.shape and out.dtype == batch.dtype
         assert float(out.min()) >= 0.0 and float(out.max()) <= 1.0
         assert not torch.equal(out, batch)

@@ -16,15 +16,30 @@ from wsi_ssl.console import quiet_lightning
 
 # What Lightning and torch printed on a tiny CPU run (and, on GPUs, the Tensor Core hint).
 NOISE = (
-    "Tip:", "litlogger", "litmodels", "GPU available", "TPU available", "You are using a CUDA device",
-    "LeafSpec", "is not resumable", "exists and is not empty", "Restoring states", "weights_only",
-    "`Trainer.fit` stopped", "site-packages",  # any warning raised in a third-party module shows its path
+    "Tip:",
+    "litlogger",
+    "litmodels",
+    "GPU available",
+    "TPU available",
+    "You are using a CUDA device",
+    "LeafSpec",
+    "is not resumable",
+    "exists and is not empty",
+    "Restoring states",
+    "weights_only",
+    "`Trainer.fit` stopped",
+    "site-packages",  # any warning raised in a third-party module shows its path
 )
 
 
 def _pretrain(args: list[str]) -> str:
-    done = subprocess.run([sys.executable, "-m", "wsi_ssl.cli", "pretrain", *args], capture_output=True, text=True, check=False,
-                          timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "wsi_ssl.cli", "pretrain", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     return done.stderr
 
@@ -64,14 +79,16 @@ def test_only_the_known_noise_is_dropped_and_only_inside() -> None:
             with quiet_lightning():
                 rank_zero_info("You are using a CUDA device ('NVIDIA H100') that has Tensor Cores.")
                 rank_zero_info("Initializing distributed: GLOBAL_RANK: 0, MEMBER: 1/2")
-                warnings.warn("`isinstance(treespec, LeafSpec)` is deprecated, use ...", FutureWarning)
-                warnings.warn("some other deprecation", FutureWarning)
+                warnings.warn("`isinstance(treespec, LeafSpec)` is deprecated, use ...", FutureWarning, stacklevel=1)
+                warnings.warn("some other deprecation", FutureWarning, stacklevel=1)
         rank_zero_info("You are using a CUDA device ('NVIDIA H100') that has Tensor Cores.")
     finally:
         source.removeHandler(handler)
         source.setLevel(level)
-    assert seen == ["Initializing distributed: GLOBAL_RANK: 0, MEMBER: 1/2",
-                    "You are using a CUDA device ('NVIDIA H100') that has Tensor Cores."]
+    assert seen == [
+        "Initializing distributed: GLOBAL_RANK: 0, MEMBER: 1/2",
+        "You are using a CUDA device ('NVIDIA H100') that has Tensor Cores.",
+    ]
     assert [str(w.message) for w in caught] == ["some other deprecation"]
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from helpers import make_store, patterned_tiles
+
 from wsi_ssl.pretrain.data import PretrainDataModule, ShardedEpochSampler, TileDataset, TileIndex, resolve_stores
 from wsi_ssl.stores.tile_store import TileArraysSpec, TileStoreError, create_tile_arrays, store_path
 
@@ -74,7 +74,9 @@ def test_mixed_tile_sizes_and_incomplete_stores_are_refused(tmp_path: Path) -> N
     with pytest.raises(TileStoreError, match="different tile sizes"):
         TileIndex.build(resolve_stores([tmp_path / "x"]))
     path = store_path(tmp_path / "y", "half")
-    create_tile_arrays(path, TileArraysSpec(n_tiles=2, tile_size=32), np.zeros((2, 2)), np.ones(2), {"slide_id": "half"})
+    create_tile_arrays(
+        path, TileArraysSpec(n_tiles=2, tile_size=32), np.zeros((2, 2)), np.ones(2), {"slide_id": "half"}
+    )
     with pytest.raises(TileStoreError, match="incomplete"):
         TileIndex.build(resolve_stores([tmp_path / "y"]))
     with pytest.raises(TileStoreError, match="not a folder of tile stores"):

@@ -23,14 +23,18 @@ def kaiko_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, to
     torch.manual_seed(3)
     state = timm.create_model("vit_small_patch16_224", pretrained=False, num_classes=0).state_dict()
     preset = get_preset("kaiko-vits16")
-    write_hf_snapshot(tmp_path / "hf" / "hub", preset.repo_id, {"model.safetensors": state}, revision=preset.revision or "0" * 40)
+    write_hf_snapshot(
+        tmp_path / "hf" / "hub", preset.repo_id, {"model.safetensors": state}, revision=preset.revision or "0" * 40
+    )
     return state
 
 
 def preset_config(**backbone: object) -> dict:
-    cfg = tiny_config("dino", optim={"lr": 1e-4, "warmup_steps": 1, "scale_lr_by_batch": False, "schedule": "infinite",
-                                      "cooldown_steps": 1},
-                      trainer={"max_steps": 2, "ckpt_every": 1, "val_every": 2, "log_every": 1, "threads": 2})
+    cfg = tiny_config(
+        "dino",
+        optim={"lr": 1e-4, "warmup_steps": 1, "scale_lr_by_batch": False, "schedule": "infinite", "cooldown_steps": 1},
+        trainer={"max_steps": 2, "ckpt_every": 1, "val_every": 2, "log_every": 1, "threads": 2},
+    )
     cfg["backbone"] = {"init": "kaiko-vits16", "drop_path_rate": 0.0, **backbone}
     return cfg
 
@@ -50,11 +54,14 @@ def test_a_transformers_dinov2_preset_trains_as_its_timm_equivalent() -> None:
     assert cfg.augment.mean == get_preset("phikon-v2").mean
 
 
-@pytest.mark.parametrize("backbone, message", [
-    ({"init": "no-such-model"}, "no encoder preset 'no-such-model'"),
-    ({"init": "phikon"}, "no timm equivalent"),
-    ({"init": "kaiko-vits16", "arch": "vit_base_patch16_224"}, "contradicts backbone.init"),
-])
+@pytest.mark.parametrize(
+    "backbone, message",
+    [
+        ({"init": "no-such-model"}, "no encoder preset 'no-such-model'"),
+        ({"init": "phikon"}, "no timm equivalent"),
+        ({"init": "kaiko-vits16", "arch": "vit_base_patch16_224"}, "contradicts backbone.init"),
+    ],
+)
 def test_bad_init_is_a_config_error(backbone: dict, message: str) -> None:
     cfg = preset_config()
     cfg["backbone"] = backbone

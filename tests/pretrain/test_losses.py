@@ -7,9 +7,9 @@ import math
 import numpy as np
 import torch
 import torch.nn.functional as F
+from reference_dino import DINOLoss as UpstreamDINOLoss
 
 from wsi_ssl.pretrain import schedules
-from reference_dino import DINOLoss as UpstreamDINOLoss
 from wsi_ssl.pretrain.dino import DINOLoss
 from wsi_ssl.pretrain.ibot import IBOTPatchLoss, random_patch_mask
 from wsi_ssl.pretrain.koleo import koleo_loss
@@ -27,8 +27,16 @@ def test_factorised_dino_loss_equals_the_double_loop() -> None:
     loss_fn.center.copy_(torch.randn(1, k, generator=g) * 0.1)
     center = loss_fn.center.clone()
     got = loss_fn(student, teacher, n_global, teacher_temp=0.05)
-    upstream = UpstreamDINOLoss(k, n_global + n_local, warmup_teacher_temp=0.05, teacher_temp=0.05,
-                                warmup_teacher_temp_epochs=0, nepochs=1, student_temp=0.1, center_momentum=0.9)
+    upstream = UpstreamDINOLoss(
+        k,
+        n_global + n_local,
+        warmup_teacher_temp=0.05,
+        teacher_temp=0.05,
+        warmup_teacher_temp_epochs=0,
+        nepochs=1,
+        student_temp=0.1,
+        center_momentum=0.9,
+    )
     upstream.center.copy_(center)
     ref = upstream(student, teacher, epoch=0)
     assert torch.allclose(got, ref.float(), atol=1e-5)
@@ -72,8 +80,11 @@ def test_patchify_and_normalised_pixel_loss() -> None:
     norm = (target - target.mean(-1, keepdim=True)) / (target.var(-1, keepdim=True) + 1e-6).sqrt()
     mask = torch.tensor([[True, False, False, False], [False, False, False, True]])
     assert float(mae_loss(norm.clone(), target, mask, norm_pix=True)) < 1e-8
-    assert math.isclose(float(mae_loss(torch.zeros_like(target), target, mask, norm_pix=False)),
-                        float((target[mask] ** 2).mean()), rel_tol=1e-6)
+    assert math.isclose(
+        float(mae_loss(torch.zeros_like(target), target, mask, norm_pix=False)),
+        float((target[mask] ** 2).mean()),
+        rel_tol=1e-6,
+    )
 
 
 def test_rankme_of_gaussian_is_near_full_rank_and_of_rank_one_near_one() -> None:

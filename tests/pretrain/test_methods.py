@@ -62,9 +62,20 @@ def test_a_registered_method_trains_through_the_module(monkeypatch: pytest.Monke
 @pytest.mark.parametrize(
     ("cfg", "expected"),
     [
-        (tiny_config("dino", dino={"ibot_weight": 1.0, "ibot_separate_head": True}),
-         {"student", "teacher", "student_head", "teacher_head", "dino_loss", "mask_token", "ibot_loss",
-          "student_patch_head", "teacher_patch_head"}),
+        (
+            tiny_config("dino", dino={"ibot_weight": 1.0, "ibot_separate_head": True}),
+            {
+                "student",
+                "teacher",
+                "student_head",
+                "teacher_head",
+                "dino_loss",
+                "mask_token",
+                "ibot_loss",
+                "student_patch_head",
+                "teacher_patch_head",
+            },
+        ),
         (tiny_config("dino"), {"student", "teacher", "student_head", "teacher_head", "dino_loss"}),
         (tiny_config("mae"), {"student", "mae"}),
     ],

@@ -11,7 +11,14 @@ import torch
 from wsi_ssl.pretrain.config import PretrainConfig
 from wsi_ssl.pretrain.data import TileDataset, TileIndex, resolve_stores
 from wsi_ssl.pretrain.labels import HeldOutTiles, build_knn_sets
-from wsi_ssl.stores.tile_store import TileArraysSpec, TileStore, create_tile_arrays, mark_complete, store_path, write_tiles
+from wsi_ssl.stores.tile_store import (
+    TileArraysSpec,
+    TileStore,
+    create_tile_arrays,
+    mark_complete,
+    store_path,
+    write_tiles,
+)
 from wsi_ssl.synthetic.labels import CohortLabels
 
 synthetic = pytest.importorskip("wsi_ssl.synthetic")
@@ -25,14 +32,36 @@ def _store_from_slide(slide: Path, out: Path, tile: int = 32, mpp: float = 1.0) 
     slide_mpp = float(ts.properties["tiffslide.mpp-x"])
     ds = mpp / slide_mpp
     step0 = int(tile * ds)
-    coords = np.array([(x, y) for y in range(0, h - step0 + 1, step0) for x in range(0, w - step0 + 1, step0)], np.int64)
-    tiles = np.stack([np.asarray(ts.read_region((int(x), int(y)), 0, (step0, step0)).convert("RGB")
-                                 .resize((tile, tile)), dtype=np.uint8) for x, y in coords])
+    coords = np.array(
+        [(x, y) for y in range(0, h - step0 + 1, step0) for x in range(0, w - step0 + 1, step0)], np.int64
+    )
+    tiles = np.stack(
+        [
+            np.asarray(
+                ts.read_region((int(x), int(y)), 0, (step0, step0)).convert("RGB").resize((tile, tile)), dtype=np.uint8
+            )
+            for x, y in coords
+        ]
+    )
     path = store_path(out, slide.stem)
-    attrs = {"slide_id": slide.stem, "source_path": str(slide), "backend": "tiffslide", "mpp": mpp,
-             "slide_mpp": slide_mpp, "level": 0, "downsample": ds, "tile_size": tile, "stride": tile}
-    create_tile_arrays(path, TileArraysSpec(n_tiles=len(coords), tile_size=tile, codec="png"), coords,
-                       np.ones(len(coords), np.float32), attrs)
+    attrs = {
+        "slide_id": slide.stem,
+        "source_path": str(slide),
+        "backend": "tiffslide",
+        "mpp": mpp,
+        "slide_mpp": slide_mpp,
+        "level": 0,
+        "downsample": ds,
+        "tile_size": tile,
+        "stride": tile,
+    }
+    create_tile_arrays(
+        path,
+        TileArraysSpec(n_tiles=len(coords), tile_size=tile, codec="png"),
+        coords,
+        np.ones(len(coords), np.float32),
+        attrs,
+    )
     write_tiles(path, 0, tiles)
     mark_complete(path)
     return path

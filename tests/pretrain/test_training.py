@@ -10,16 +10,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from helpers import make_store, tiny_config
+
 from wsi_ssl.config import ConfigError, load_config
+from wsi_ssl.encoders.load import load_encoder
 from wsi_ssl.pretrain import command
 from wsi_ssl.pretrain.config import PretrainConfig
 from wsi_ssl.pretrain.export import export_encoder
 from wsi_ssl.pretrain.module import NonFiniteLossError, PretrainModule
 from wsi_ssl.pretrain.monitor import Embedder
 from wsi_ssl.pretrain.run import RunDirError, run_pretrain
-from wsi_ssl.encoders.load import load_encoder
 
 
 def _losses_on_fixed_batch(cfg_dict: dict, steps: int) -> list[float]:
@@ -108,7 +108,9 @@ def test_run_resume_export_round_trip(tiles_dir: Path, tmp_path: Path) -> None:
     assert torch.equal(embed(model, tiles, torch.device("cpu")), embed(teacher, tiles, torch.device("cpu")))
 
 
-def test_a_rerun_resumes_and_names_what_changed(tiles_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_rerun_resumes_and_names_what_changed(
+    tiles_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     run = tmp_path / "run"
     _run(tiny_config("dino", trainer={"max_steps": 2}), tiles_dir, run)
     config_before = (run / "config.yaml").read_text()
@@ -135,8 +137,21 @@ def test_cli_trains_mae_and_exports(tiles_dir: Path, tmp_path: Path, caplog: pyt
     import yaml
 
     cfg_file.write_text(yaml.safe_dump(tiny_config("mae")))
-    args = parser.parse_args(["pretrain", "--config", str(cfg_file), "--tiles", str(tiles_dir), "--out",
-                              str(tmp_path / "run"), "--max-steps", "2", "--set", "trainer.val_every=1"])
+    args = parser.parse_args(
+        [
+            "pretrain",
+            "--config",
+            str(cfg_file),
+            "--tiles",
+            str(tiles_dir),
+            "--out",
+            str(tmp_path / "run"),
+            "--max-steps",
+            "2",
+            "--set",
+            "trainer.val_every=1",
+        ]
+    )
     assert args.func(args) == 0
     # Rerunning the same command finds the run finished: nothing is trained or rewritten.
     last = tmp_path / "run" / "checkpoints" / "last.ckpt"

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
-
 from serve_helpers import DIM, make_slide
 
 
@@ -20,7 +20,9 @@ def tiny_encoder_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     kwargs: dict[str, Any] = {"img_size": 32, "patch_size": 16, "embed_dim": 16, "depth": 1, "num_heads": 2}
     model = timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=0, **kwargs)
     out = tmp_path_factory.mktemp("encoder") / "tiny_vit"
-    save_encoder(model, out, EncoderConfig(arch="vit_tiny_patch16_224", model_kwargs=kwargs, embed_dim=16, input_size=32))
+    save_encoder(
+        model, out, EncoderConfig(arch="vit_tiny_patch16_224", model_kwargs=kwargs, embed_dim=16, input_size=32)
+    )
     return out
 
 
@@ -46,7 +48,9 @@ def tiny_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder.mkdir()
     torch.jit.script(MeanPoolHead()).save(str(folder / "model.pt"))
     (folder / "model.json").write_text(
-        json.dumps({"input_dim": DIM, "task": "demo", "outputs": {"logits": "class scores", "embedding": "slide embedding"}})
+        json.dumps(
+            {"input_dim": DIM, "task": "demo", "outputs": {"logits": "class scores", "embedding": "slide embedding"}}
+        )
     )
     return folder
 
@@ -79,7 +83,9 @@ def keys(tmp_path: Path) -> dict[str, Any]:
 
 
 @pytest.fixture()
-def serve_config(tmp_path: Path, cohorts: dict[str, Path], keys: dict[str, Any], tiny_encoder_dir: Path, tiny_model_path: Path) -> Any:
+def serve_config(
+    tmp_path: Path, cohorts: dict[str, Path], keys: dict[str, Any], tiny_encoder_dir: Path, tiny_model_path: Path
+) -> Any:
     from wsi_ssl.serve.config import ServeConfig
 
     return ServeConfig(
@@ -88,7 +94,13 @@ def serve_config(tmp_path: Path, cohorts: dict[str, Path], keys: dict[str, Any],
         access_log=tmp_path / "access.log",
         encoder={"path": str(tiny_encoder_dir)},
         models={"meanpool": tiny_model_path},
-        limits={"max_page_size": 20, "default_page_size": 10, "max_tiles_per_request": 4, "max_image_bytes": 20000, "max_image_pixels": 256 * 256},
+        limits={
+            "max_page_size": 20,
+            "default_page_size": 10,
+            "max_tiles_per_request": 4,
+            "max_image_bytes": 20000,
+            "max_image_pixels": 256 * 256,
+        },
     )
 
 
@@ -146,8 +158,6 @@ def client(app: Any) -> Iterator[Any]:
 
     with TestClient(app) as test_client:
         yield test_client
-
-
 
 
 @pytest.fixture()

@@ -45,7 +45,10 @@ def test_other_cohorts_slide_is_answered_as_a_missing_one(client: Any, keys: dic
 
 def test_other_cohort_listing_and_predict_look_absent(client: Any, keys: dict[str, Any]) -> None:
     hdr = {"X-API-Key": keys["A"]}
-    foreign, absent = client.get("/v1/cohorts/B/slides", headers=hdr), client.get("/v1/cohorts/nope/slides", headers=hdr)
+    foreign, absent = (
+        client.get("/v1/cohorts/B/slides", headers=hdr),
+        client.get("/v1/cohorts/nope/slides", headers=hdr),
+    )
     assert foreign.status_code == absent.status_code == 404
     assert foreign.json()["detail"].replace("'B'", "'nope'") == absent.json()["detail"]
     foreign = client.post("/v1/cohorts/B/slides/b1/predict", json={"model": "meanpool"}, headers=hdr)
@@ -90,7 +93,9 @@ def test_serve_keys_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers(dest="command"))
     keys_file = tmp_path / "k.json"
-    args = parser.parse_args(["serve-keys", "add", "--keys-file", str(keys_file), "--id", "study-x", "--cohort", "A", "--cohort", "B"])
+    args = parser.parse_args(
+        ["serve-keys", "add", "--keys-file", str(keys_file), "--id", "study-x", "--cohort", "A", "--cohort", "B"]
+    )
     assert args.func(args) == 0
     key = capsys.readouterr().out.strip().splitlines()[-1]
     assert key.startswith("wsk_") and read_keys(keys_file)[0].sha256 == hash_key(key)

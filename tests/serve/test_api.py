@@ -9,7 +9,17 @@ import numpy as np
 import pytest
 from serve_helpers import DIM, png_bytes
 
-from wsi_ssl.serve.schemas import CohortList, Health, ModelList, Prediction, SlideEmbedding, SlideList, SlideMeta, TileEmbeddings, TilePage
+from wsi_ssl.serve.schemas import (
+    CohortList,
+    Health,
+    ModelList,
+    Prediction,
+    SlideEmbedding,
+    SlideList,
+    SlideMeta,
+    TileEmbeddings,
+    TilePage,
+)
 from wsi_ssl.stores.features import read_features
 
 
@@ -45,7 +55,9 @@ def test_slide_metadata(client: Any, keys: dict[str, Any], cohorts: dict[str, An
     assert meta.attrs["slide_id"] == "a3"
 
 
-def test_slide_embedding_is_the_mean_and_the_aggregators(client: Any, keys: dict[str, Any], cohorts: dict[str, Any], loaded: Any) -> None:
+def test_slide_embedding_is_the_mean_and_the_aggregators(
+    client: Any, keys: dict[str, Any], cohorts: dict[str, Any], loaded: Any
+) -> None:
     body = SlideEmbedding.model_validate(client.get("/v1/cohorts/A/slides/a1/embedding", headers=hdr(keys)).json())
     feats = read_features(cohorts["A"] / "a1.h5").features
     np.testing.assert_allclose(body.mean or [], feats.mean(axis=0), rtol=1e-5, atol=1e-6)
@@ -63,7 +75,9 @@ def test_tile_pages_json_cover_the_slide_in_order(client: Any, keys: dict[str, A
     ff = read_features(cohorts["A"] / "a1.h5")
     feats, coords, offset = [], [], 0
     while offset is not None:
-        page = TilePage.model_validate(client.get(f"/v1/cohorts/A/slides/a1/tiles?offset={offset}", headers=hdr(keys)).json())
+        page = TilePage.model_validate(
+            client.get(f"/v1/cohorts/A/slides/a1/tiles?offset={offset}", headers=hdr(keys)).json()
+        )
         assert page.limit == 10 and page.total == 37
         feats += page.features
         coords += page.coords
@@ -73,8 +87,12 @@ def test_tile_pages_json_cover_the_slide_in_order(client: Any, keys: dict[str, A
 
 
 @pytest.mark.parametrize("slide,dtype", [("a1", np.float32), ("a3", np.float16)])
-def test_tile_page_npy_round_trip(client: Any, keys: dict[str, Any], cohorts: dict[str, Any], slide: str, dtype: Any) -> None:
-    r = client.get(f"/v1/cohorts/A/slides/{slide}/tiles?offset=3&limit=20", headers={**hdr(keys), "Accept": "application/x-npy"})
+def test_tile_page_npy_round_trip(
+    client: Any, keys: dict[str, Any], cohorts: dict[str, Any], slide: str, dtype: Any
+) -> None:
+    r = client.get(
+        f"/v1/cohorts/A/slides/{slide}/tiles?offset=3&limit=20", headers={**hdr(keys), "Accept": "application/x-npy"}
+    )
     assert r.status_code == 200 and r.headers["content-type"] == "application/x-npy"
     page = np.load(io.BytesIO(r.content), allow_pickle=False)
     ff = read_features(cohorts["A"] / f"{slide}.h5")

@@ -41,7 +41,9 @@ def hdr(keys: dict[str, Any]) -> dict[str, str]:
 )
 def test_bad_pagination(client: Any, hdr: dict[str, str], query: str, status: int, words: list[str]) -> None:
     check_error(client.get(f"{TILES}?{query}", headers=hdr), status, *words)
-    assert client.get(f"{TILES}?offset=37", headers=hdr).json()["features"] == []  # the end itself is a valid, empty page
+    assert (
+        client.get(f"{TILES}?offset=37", headers=hdr).json()["features"] == []
+    )  # the end itself is a valid, empty page
 
 
 def test_bad_slide_list_pagination(client: Any, hdr: dict[str, str]) -> None:
@@ -78,7 +80,9 @@ def _gif() -> bytes:
         (("big.png", png_bytes(96), "image/png"), 413, ["big.png", "limit is 20000 bytes"]),
     ],
 )
-def test_bad_uploads(client: Any, hdr: dict[str, str], upload: tuple[str, bytes, str], status: int, words: list[str]) -> None:
+def test_bad_uploads(
+    client: Any, hdr: dict[str, str], upload: tuple[str, bytes, str], status: int, words: list[str]
+) -> None:
     check_error(_upload(client, hdr, upload), status, *words)
 
 
@@ -86,7 +90,9 @@ def test_image_over_pixel_limit_is_refused_before_decoding(client: Any, hdr: dic
     buf = io.BytesIO()
     Image.new("RGB", (300, 300)).save(buf, format="PNG")  # tiny file, 90,000 pixels > 65,536
     assert len(buf.getvalue()) < 20000
-    check_error(_upload(client, hdr, ("huge.png", buf.getvalue(), "image/png")), 413, "huge.png", "300x300", "65536 pixels")
+    check_error(
+        _upload(client, hdr, ("huge.png", buf.getvalue(), "image/png")), 413, "huge.png", "300x300", "65536 pixels"
+    )
 
 
 def test_too_many_tiles(client: Any, hdr: dict[str, str]) -> None:
@@ -102,7 +108,9 @@ def test_request_body_over_limit(hdr: dict[str, str], app: Any, serve_config: An
     limits = serve_config.limits.model_copy(update={"max_request_bytes": 2048})
     small = create_app(serve_config.model_copy(update={"limits": limits}), app.state.serve)
     with TestClient(small) as client:
-        r = client.post("/v1/embed", content=b"x" * 100_000, headers={**hdr, "Content-Type": "multipart/form-data; boundary=b"})
+        r = client.post(
+            "/v1/embed", content=b"x" * 100_000, headers={**hdr, "Content-Type": "multipart/form-data; boundary=b"}
+        )
     check_error(r, 413, "100000 bytes", "limit is 2048")
 
 
@@ -128,8 +136,15 @@ def test_malformed_predict_body(client: Any, hdr: dict[str, str], kwargs: dict[s
 
 def test_predict_refuses_features_that_do_not_fit(client: Any, hdr: dict[str, str], cohorts: dict[str, Any]) -> None:
     make_slide(cohorts["A"], "wide", 6, seed=9, dim=5)
-    check_error(client.post("/v1/cohorts/A/slides/wide/predict", json={"model": "meanpool"}, headers=hdr), 409, "8-dimensional", "5")
-    check_error(client.post("/v1/cohorts/A/slides/a2/predict", json={"model": "meanpool"}, headers=hdr), 409, "no tiles")
+    check_error(
+        client.post("/v1/cohorts/A/slides/wide/predict", json={"model": "meanpool"}, headers=hdr),
+        409,
+        "8-dimensional",
+        "5",
+    )
+    check_error(
+        client.post("/v1/cohorts/A/slides/a2/predict", json={"model": "meanpool"}, headers=hdr), 409, "no tiles"
+    )
     body = client.get("/v1/cohorts/A/slides/wide/embedding", headers=hdr).json()
     assert body["aggregator"] is None and len(body["mean"]) == 5  # the mean is served even so
 
@@ -143,7 +158,9 @@ def test_server_keeps_serving_after_bad_input(client: Any, hdr: dict[str, str]) 
     for _ in range(3):
         _upload(client, hdr, ("x.txt", b"nope", "text/plain"))
         client.get(f"{TILES}?limit=-5", headers=hdr)
-        client.post("/v1/cohorts/A/slides/a1/predict", content=b"[", headers={**hdr, "Content-Type": "application/json"})
+        client.post(
+            "/v1/cohorts/A/slides/a1/predict", content=b"[", headers={**hdr, "Content-Type": "application/json"}
+        )
     assert client.get("/v1/health").status_code == 200
     page = client.get(f"{TILES}?limit=2", headers=hdr).json()
     assert np.asarray(page["features"]).shape == (2, 8)
@@ -152,4 +169,6 @@ def test_server_keeps_serving_after_bad_input(client: Any, hdr: dict[str, str]) 
 def test_embed_without_an_encoder_is_503(client_factory: Any, hdr: dict[str, str]) -> None:
     client = client_factory({})  # a server configured without encoder or models
     check_error(_upload(client, hdr, ("t.png", png_bytes(32), "image/png")), 503, "no encoder")
-    check_error(client.post("/v1/cohorts/A/slides/a1/predict", json={"model": "meanpool"}, headers=hdr), 422, "loaded: none")
+    check_error(
+        client.post("/v1/cohorts/A/slides/a1/predict", json={"model": "meanpool"}, headers=hdr), 422, "loaded: none"
+    )

@@ -53,8 +53,9 @@ def _answer(client: TestClient, method: str, path: str, headers: dict[str, str])
 
 
 @pytest.mark.parametrize(("method", "path", "extra"), REQUESTS)
-def test_fast_routes_answer_like_fastapi(app: Any, keys: dict[str, Any], method: str, path: str,
-                                         extra: dict[str, str]) -> None:
+def test_fast_routes_answer_like_fastapi(
+    app: Any, keys: dict[str, Any], method: str, path: str, extra: dict[str, str]
+) -> None:
     headers = {"X-API-Key": keys["A"], **extra}
     assert isinstance(app.router.routes[0], FastGetRoute)
     with TestClient(app) as client:
@@ -68,7 +69,9 @@ def test_fast_routes_answer_like_fastapi(app: Any, keys: dict[str, Any], method:
     assert fast == plain
 
 
-def test_fast_routes_are_used_for_plain_requests(app: Any, keys: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fast_routes_are_used_for_plain_requests(
+    app: Any, keys: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from fastapi.routing import APIRoute
 
     calls: list[str] = []

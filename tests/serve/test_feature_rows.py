@@ -21,11 +21,14 @@ def _write(path: Path, feats: np.ndarray, **kwargs: object) -> Path:
     return path
 
 
-@pytest.mark.parametrize("layout", [
-    {"chunks": (7, 12)},  # chunks of whole rows, the last one partial
-    {},  # contiguous
-    {"chunks": (1, 12)},
-])
+@pytest.mark.parametrize(
+    "layout",
+    [
+        {"chunks": (7, 12)},  # chunks of whole rows, the last one partial
+        {},  # contiguous
+        {"chunks": (1, 12)},
+    ],
+)
 @pytest.mark.parametrize("dtype", ["float32", "float16", "<f8"])
 def test_mapped_rows_equal_h5py(tmp_path: Path, layout: dict[str, object], dtype: str) -> None:
     feats = np.random.default_rng(0).normal(size=(45, 12)).astype(dtype)
@@ -40,12 +43,15 @@ def test_mapped_rows_equal_h5py(tmp_path: Path, layout: dict[str, object], dtype
             assert out.tobytes() == feats[start:stop].tobytes()
 
 
-@pytest.mark.parametrize("layout", [
-    {"chunks": (8, 12), "compression": "gzip"},  # filtered: bytes on disk are not the rows
-    {"chunks": (8, 12), "shuffle": True},
-    {"chunks": (8, 6)},  # chunks split a row
-    {"dtype": ">f4"},  # big-endian
-])
+@pytest.mark.parametrize(
+    "layout",
+    [
+        {"chunks": (8, 12), "compression": "gzip"},  # filtered: bytes on disk are not the rows
+        {"chunks": (8, 12), "shuffle": True},
+        {"chunks": (8, 6)},  # chunks split a row
+        {"dtype": ">f4"},  # big-endian
+    ],
+)
 def test_unmappable_layouts_fall_back(tmp_path: Path, layout: dict[str, object]) -> None:
     feats = np.random.default_rng(0).normal(size=(20, 12)).astype(np.float32)
     path = _write(tmp_path / "f.h5", feats, **layout)

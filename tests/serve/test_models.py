@@ -19,7 +19,9 @@ def linear_run(tmp_path: Path) -> Path:
     run = tmp_path / "run"
     run.mkdir()
     np.save(run / "weights.npy", np.linspace(-1, 1, DIM).astype(np.float32))
-    (run / "meta.json").write_text(json.dumps({"input_dim": DIM, "task": "classification", "folds": [{"index": 0}, {"index": 1}]}))
+    (run / "meta.json").write_text(
+        json.dumps({"input_dim": DIM, "task": "classification", "folds": [{"index": 0}, {"index": 1}]})
+    )
     return run
 
 
@@ -34,7 +36,9 @@ def test_loader_plugin_serves_predict_bag_models(linear_run: Path) -> None:
         model.predict(feats[:, :5])
 
 
-def test_loader_plugin_from_yaml_config_through_the_api(client_factory: Any, linear_run: Path, keys: dict[str, Any]) -> None:
+def test_loader_plugin_from_yaml_config_through_the_api(
+    client_factory: Any, linear_run: Path, keys: dict[str, Any]
+) -> None:
     client = client_factory({"lin": {"path": str(linear_run), "loader": "serve_helpers:load_linear_run"}})
     r = client.post("/v1/cohorts/A/slides/a1/predict", json={"model": "lin"}, headers={"X-API-Key": keys["A"]})
     assert r.status_code == 200 and len(r.json()["outputs"]["scores"]) == 37

@@ -49,7 +49,11 @@ def test_fuzz_finds_no_server_errors(app: Any, keys: dict[str, Any], mode: str) 
     from hypothesis import strategies as st
     from hypothesis.errors import Unsatisfiable
     from schemathesis import GenerationMode
-    from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance, status_code_conformance
+    from schemathesis.specs.openapi.checks import (
+        content_type_conformance,
+        response_schema_conformance,
+        status_code_conformance,
+    )
 
     schema = schemathesis.openapi.from_asgi("/v1/openapi.json", app)
     generation = GenerationMode.POSITIVE if mode == "positive" else GenerationMode.NEGATIVE
@@ -62,7 +66,9 @@ def test_fuzz_finds_no_server_errors(app: Any, keys: dict[str, Any], mode: str) 
         params = {p["name"] for p in operation.definition.raw.get("parameters", []) if p.get("in") == "path"}
         if params:  # also aim at a real slide, so generated queries and bodies reach the deep code paths
             real = {"cohort": "A", "slide_id": "a1"}
-            strategies.append(operation.as_strategy(generation, headers=headers, path_parameters={k: real[k] for k in params}))
+            strategies.append(
+                operation.as_strategy(generation, headers=headers, path_parameters={k: real[k] for k in params})
+            )
 
         @settings(
             max_examples=EXAMPLES_PER_OPERATION,
@@ -83,7 +89,9 @@ def test_fuzz_finds_no_server_errors(app: Any, keys: dict[str, Any], mode: str) 
                 body = response.json()
                 assert set(body) == {"error", "detail"}, body
             # Every answer, error or not, has a documented status, content type and body shape.
-            case.validate_response(response, checks=[status_code_conformance, content_type_conformance, response_schema_conformance])
+            case.validate_response(
+                response, checks=[status_code_conformance, content_type_conformance, response_schema_conformance]
+            )
 
         try:
             run()

@@ -49,8 +49,13 @@ def _tiles() -> np.ndarray:
 
 
 def _store(path: Path) -> Path:
-    create_tile_arrays(path, TileArraysSpec(N_TILES, SIZE, shard_tiles=SHARD, codec="png"),
-                       np.zeros((N_TILES, 2)), np.ones(N_TILES), {})
+    create_tile_arrays(
+        path,
+        TileArraysSpec(N_TILES, SIZE, shard_tiles=SHARD, codec="png"),
+        np.zeros((N_TILES, 2)),
+        np.ones(N_TILES),
+        {},
+    )
     return path
 
 
@@ -66,8 +71,9 @@ def test_metadata_still_describes_the_layout_the_writer_takes_its_fast_path_for(
     assert config["index_location"] == "end", CHANGED
     target = shard_target(store)
     assert target is not None, f"{CHANGED}: the writer no longer recognises the store and falls back to zarr"
-    assert [Path(p).relative_to(store / "tiles").as_posix() for p in target.paths] == ["c/0/0/0/0", "c/1/0/0/0"], \
+    assert [Path(p).relative_to(store / "tiles").as_posix() for p in target.paths] == ["c/0/0/0/0", "c/1/0/0/0"], (
         f"{CHANGED}: shard file names"
+    )
 
 
 @pytest.mark.parametrize("writer", ["zarr", "shard_writer"])

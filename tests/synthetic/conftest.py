@@ -9,7 +9,6 @@ import pytest
 from wsi_ssl.synthetic import SlideTruth, write_slide
 
 
-
 @pytest.fixture(scope="session")
 def small_slide(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, SlideTruth]:
     path = tmp_path_factory.mktemp("synthetic") / "small.tiff"

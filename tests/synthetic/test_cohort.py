@@ -71,16 +71,27 @@ def test_rerun_keeps_finished_slides_and_redoes_missing_ones(tmp_path: Path) -> 
 
 
 def test_other_seed_gives_another_cohort(tiny_cohort: Path) -> None:
-    plans, _ = plan_cohort(Path("x"), 6, seed=12, slides_per_patient=2, mpp=0.5, jpeg_quality=90,
-                              compression="jpeg", **TINY)
+    plans, _ = plan_cohort(
+        Path("x"), 6, seed=12, slides_per_patient=2, mpp=0.5, jpeg_quality=90, compression="jpeg", **TINY
+    )
     rows = _rows(tiny_cohort)
     assert [p.tumor_fraction for p in plans] != [float(r["tumor_fraction"]) for r in rows]
 
 
 def test_planted_signal_biomarker_survival_and_censoring() -> None:
     """Rules 1-4 of the cohort, checked on 400 planned patients (no rendering)."""
-    plans, outcomes = plan_cohort(Path("x"), 400, seed=0, width=512, height=384, mpp=0.5, levels=1,
-                                     slides_per_patient=1, jpeg_quality=90, compression="jpeg")
+    plans, outcomes = plan_cohort(
+        Path("x"),
+        400,
+        seed=0,
+        width=512,
+        height=384,
+        mpp=0.5,
+        levels=1,
+        slides_per_patient=1,
+        jpeg_quality=90,
+        compression="jpeg",
+    )
     tf = np.array([p.tumor_fraction for p in plans])
     out = [outcomes[p.patient_id] for p in plans]
     biomarker = np.array([o.biomarker for o in out])
@@ -95,15 +106,31 @@ def test_planted_signal_biomarker_survival_and_censoring() -> None:
 
 def test_til_score_follows_the_lymphocyte_share(tmp_path: Path) -> None:
     csv_path = make_cohort(tmp_path, 5, seed=3, **TINY)
-    plans, _ = plan_cohort(tmp_path, 5, seed=3, slides_per_patient=1, mpp=0.5, jpeg_quality=90,
-                              compression="jpeg", **TINY)
+    plans, _ = plan_cohort(
+        tmp_path, 5, seed=3, slides_per_patient=1, mpp=0.5, jpeg_quality=90, compression="jpeg", **TINY
+    )
     til = [float(r["til_score"]) for r in _rows(csv_path)]
     assert spearmanr([p.lymph_fraction for p in plans], til).statistic > 0.8
 
 
 def test_demo_cohort_command_prints_one_line_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["demo-cohort", "--out", str(tmp_path / "demo"), "--slides", "2", "--seed", "5",
-                 "--width", "512", "--height", "384", "--mpp", "0.25"])
+    code = main(
+        [
+            "demo-cohort",
+            "--out",
+            str(tmp_path / "demo"),
+            "--slides",
+            "2",
+            "--seed",
+            "5",
+            "--width",
+            "512",
+            "--height",
+            "384",
+            "--mpp",
+            "0.25",
+        ]
+    )
     assert code == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 1 and "2 slides" in lines[0] and "slides.csv" in lines[0]

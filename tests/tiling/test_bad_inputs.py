@@ -23,15 +23,21 @@ def rows(out: Path) -> dict[str, dict[str, str]]:
 def bad_dir(tmp_path: Path, one_slide: Path) -> Path:
     d = one_slide.parent
     (d / "corrupt.svs").write_bytes(b"not a slide at all" * 100)
-    data = (d.parent / "full.tiff")
+    data = d.parent / "full.tiff"
     write_slide(data, width=1536, height=1024, mpp=0.5, levels=2, seed=8)
     raw = data.read_bytes()
     (d / "truncated.tiff").write_bytes(raw[: len(raw) // 3])
     data.unlink()
     write_slide(d / "nompp.tiff", width=1536, height=1024, levels=2, seed=9, write_mpp=False)
     blank = np.full((1024, 1536, 3), 243, np.uint8)
-    tifffile.imwrite(d / "blank.tiff", blank, tile=(256, 256), resolution=(1e4 / 0.5, 1e4 / 0.5),
-                     resolutionunit="CENTIMETER", photometric="rgb")
+    tifffile.imwrite(
+        d / "blank.tiff",
+        blank,
+        tile=(256, 256),
+        resolution=(1e4 / 0.5, 1e4 / 0.5),
+        resolutionunit="CENTIMETER",
+        photometric="rgb",
+    )
     return d
 
 
@@ -55,8 +61,22 @@ def test_each_bad_slide_fails_alone(bad_dir: Path, tmp_path: Path, capsys: pytes
 
 def test_mpp_override_rescues_a_slide_without_mpp(bad_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    assert main(["tile", str(bad_dir / "nompp.tiff"), "--out", str(out), "--mpp-override", "0.5",
-                 "--no-progress", "--workers", "1"]) == 0
+    assert (
+        main(
+            [
+                "tile",
+                str(bad_dir / "nompp.tiff"),
+                "--out",
+                str(out),
+                "--mpp-override",
+                "0.5",
+                "--no-progress",
+                "--workers",
+                "1",
+            ]
+        )
+        == 0
+    )
     s = TileStore(out / "nompp.zarr")
     assert s.attrs["mpp_source"] == "override" and s.attrs["slide_mpp"] == 0.5
 
@@ -69,14 +89,18 @@ def test_slides_csv_gives_ids_and_per_slide_mpp(bad_dir: Path, tmp_path: Path) -
     assert TileStore(out / "patient7-A.zarr").slide_id == "patient7-A"
 
 
-def test_unwritable_output_is_a_clear_error(one_slide: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_unwritable_output_is_a_clear_error(
+    one_slide: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
     assert main(["tile", str(one_slide), "--out", str(blocker / "out"), "--no-progress"]) == 1
     assert "not writable" in capsys.readouterr().err
 
 
-def test_missing_input_and_bad_config_values(one_slide: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_missing_input_and_bad_config_values(
+    one_slide: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["tile", str(tmp_path / "nope.svs"), "--out", str(tmp_path / "o")]) == 2
     assert "input not found" in capsys.readouterr().err
     assert main(["tile", str(one_slide), "--out", str(tmp_path / "o"), "--set", "tissue.mask_mpp=-1"]) == 2

@@ -48,8 +48,9 @@ def test_discovery(shared_data: Path, tmp_path: Path) -> None:
 
 def test_shard_parsing_and_partition() -> None:
     assert parse_shard("1/3") == Shard(1, 3)
-    assert parse_shard(None, {"SLURM_ARRAY_TASK_ID": "2", "SLURM_ARRAY_TASK_COUNT": "4",
-                              "SLURM_ARRAY_TASK_MIN": "1"}) == Shard(1, 4)
+    assert parse_shard(
+        None, {"SLURM_ARRAY_TASK_ID": "2", "SLURM_ARRAY_TASK_COUNT": "4", "SLURM_ARRAY_TASK_MIN": "1"}
+    ) == Shard(1, 4)
     assert parse_shard(None, {}) == Shard(0, 1)
     with pytest.raises(ValueError):
         parse_shard("2/2")
@@ -61,7 +62,8 @@ def test_shard_parsing_and_partition() -> None:
 def test_sharded_tiling_covers_the_cohort_once(slides_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     for i in range(2):
-        assert main(["tile", str(slides_dir), "--out", str(out), "--shard", f"{i}/2", "--no-progress",
-                     "--workers", "1"]) in (0, 1)
+        assert main(
+            ["tile", str(slides_dir), "--out", str(out), "--shard", f"{i}/2", "--no-progress", "--workers", "1"]
+        ) in (0, 1)
     assert sorted(p.stem for p in find_tile_stores(out)) == ["pen", "s025", "s050"]
     assert (out / "manifest.shard-0-of-2.csv").is_file() and (out / "manifest.shard-1-of-2.csv").is_file()

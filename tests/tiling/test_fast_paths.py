@@ -15,8 +15,13 @@ from wsi_ssl.stores.tile_store import TileArraysSpec, create_tile_arrays, write_
 
 def regions(width: int, height: int) -> list[tuple[int, int, int, int]]:
     # inside, at the origin, across the right edge, across the bottom edge, fully outside
-    return [(width // 3, height // 3, 517, 301), (0, 0, 300, 300), (width - 100, 5, 300, 200),
-            (13, height - 50, 100, 100), (width + 10, 0, 50, 50)]
+    return [
+        (width // 3, height // 3, 517, 301),
+        (0, 0, 300, 300),
+        (width - 100, 5, 300, 200),
+        (13, height - 50, 100, 100),
+        (width + 10, 0, 50, 50),
+    ]
 
 
 @pytest.mark.parametrize("name", ["s050.tiff", "s025.tiff", "pen.tiff"])

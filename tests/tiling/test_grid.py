@@ -56,16 +56,20 @@ def test_block_major_order_is_a_permutation_grouping_blocks() -> None:
     assert first16[:, 0].max() < 400 and first16[:, 1].max() < 400
 
 
-@pytest.mark.parametrize(("block", "stride", "source", "expected"), [
-    (2048, 224, 256, 1792),  # 8 tiles = 7 source tiles
-    (2048, 224, 240, 3360),  # Aperio's 240-px tiles: 15 tiles = 14 source tiles
-    (2048, 448, 256, 1792),
-    (4096, 224, 256, 3584),
-    (2048, 223, 256, 2048),  # lcm too large: keep the configured block
-    (2048, 224, None, 2048),  # source tiling unknown
-])
-def test_aligned_block_puts_block_edges_on_source_tile_edges(block: int, stride: int, source: int | None,
-                                                             expected: int) -> None:
+@pytest.mark.parametrize(
+    ("block", "stride", "source", "expected"),
+    [
+        (2048, 224, 256, 1792),  # 8 tiles = 7 source tiles
+        (2048, 224, 240, 3360),  # Aperio's 240-px tiles: 15 tiles = 14 source tiles
+        (2048, 448, 256, 1792),
+        (4096, 224, 256, 3584),
+        (2048, 223, 256, 2048),  # lcm too large: keep the configured block
+        (2048, 224, None, 2048),  # source tiling unknown
+    ],
+)
+def test_aligned_block_puts_block_edges_on_source_tile_edges(
+    block: int, stride: int, source: int | None, expected: int
+) -> None:
     got = aligned_block(block, stride, source)
     assert got == expected
     if got != block:

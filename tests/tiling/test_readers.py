@@ -30,7 +30,9 @@ class FakeReader(ReaderBase):
 
     backend = "fake"
     auto_rank = -1  # before OpenSlide
-    image = np.dstack([*np.meshgrid(np.arange(320) % 256, np.arange(200) % 256), np.full((200, 320), 7)]).astype(np.uint8)
+    image = np.dstack([*np.meshgrid(np.arange(320) % 256, np.arange(200) % 256), np.full((200, 320), 7)]).astype(
+        np.uint8
+    )
 
     def _open(self) -> None:
         self.calls: list[tuple[int, ...]] = []
@@ -77,7 +79,9 @@ def test_registry_lists_the_backends_once_for_config_and_cli() -> None:
         assert TileConfig(backend=name).backend == name
 
 
-def test_unknown_backend_is_an_error_naming_the_known_ones(one_slide: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_unknown_backend_is_an_error_naming_the_known_ones(
+    one_slide: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(ValueError, match=f"'bogus'; known backends: {KNOWN}"):
         open_slide(one_slide, "bogus")
     with pytest.raises(ValidationError, match=f"'bogus'; known backends: {KNOWN}"):
@@ -109,7 +113,13 @@ def test_a_new_reader_is_one_class(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     assert auto_order()[0] == "fake"
     with open_slide(path) as reader:  # auto tries it first
         assert isinstance(reader, FakeReader) and reader.pixel_backend == "fake"
-        assert reader.describe()["levels"][1] == {"level": 1, "width": 160, "height": 100, "downsample": 2.0, "mpp": 1.0}
+        assert reader.describe()["levels"][1] == {
+            "level": 1,
+            "width": 160,
+            "height": 100,
+            "downsample": 2.0,
+            "mpp": 1.0,
+        }
         assert np.array_equal(reader.read_region(10, 20, 0, 30, 40), FakeReader.image[20:60, 10:40])
         assert reader.best_level_for_downsample(3.0) == 1 and reader.require_mpp() == 0.5
 

@@ -48,8 +48,9 @@ def test_kill_at_any_moment_then_rerun(tmp_path: Path) -> None:
     cmd = [sys.executable, "-m", "wsi_ssl.cli", "tile", str(src), "--out", str(out), "--no-progress", "--workers", "2"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     for delay in (1.5, 3.0, 4.5):  # kill during start-up, planning and shard writing
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
         time.sleep(delay)
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()

@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 
 from wsi_ssl.stores.tile_store import (
-    IncompleteStoreError, TileArraysSpec, TileStore, TileStoreError, create_tile_arrays, mark_complete, write_tiles,
+    IncompleteStoreError,
+    TileArraysSpec,
+    TileStore,
+    TileStoreError,
+    create_tile_arrays,
+    mark_complete,
+    write_tiles,
 )
 
 
@@ -16,8 +22,13 @@ def make_store(path: Path, n: int = 10, t: int = 16, codec: str = "raw", complet
     rng = np.random.default_rng(0)
     tiles = rng.integers(0, 256, (n, t, t, 3), dtype=np.uint8)
     coords = np.stack([np.arange(n) * t, np.zeros(n)], 1)
-    create_tile_arrays(path, TileArraysSpec(n, t, shard_tiles=4, codec=codec), coords, np.linspace(0.3, 1, n),
-                       {"slide_id": "x", "mpp": 0.5, "tile_size": t, "slide_mpp": 0.25})
+    create_tile_arrays(
+        path,
+        TileArraysSpec(n, t, shard_tiles=4, codec=codec),
+        coords,
+        np.linspace(0.3, 1, n),
+        {"slide_id": "x", "mpp": 0.5, "tile_size": t, "slide_mpp": 0.25},
+    )
     for start in range(0, n, 4):
         write_tiles(path, start, tiles[start : start + 4])
     if complete:
@@ -63,8 +74,13 @@ def test_codecs_roundtrip(tmp_path: Path, codec: str) -> None:
     yy, xx = np.mgrid[0:32, 0:32]
     smooth = np.stack([xx * 6, yy * 6, (xx + yy) * 3], -1).astype(np.uint8)
     path = tmp_path / f"{codec}.zarr"
-    create_tile_arrays(path, TileArraysSpec(2, 32, codec=codec), np.zeros((2, 2)), np.ones(2),
-                       {"slide_id": codec, "mpp": 0.5, "tile_size": 32})
+    create_tile_arrays(
+        path,
+        TileArraysSpec(2, 32, codec=codec),
+        np.zeros((2, 2)),
+        np.ones(2),
+        {"slide_id": codec, "mpp": 0.5, "tile_size": 32},
+    )
     write_tiles(path, 0, np.stack([smooth, smooth[::-1]]))
     mark_complete(path)
     got = TileStore(path).tiles()

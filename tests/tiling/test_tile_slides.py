@@ -8,7 +8,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import openslide
-import pytest
 
 from wsi_ssl.cli import main
 from wsi_ssl.stores.tile_store import TileStore, find_tile_stores
@@ -26,8 +25,21 @@ def manifest(out: Path) -> dict[str, dict[str, str]]:
 
 def test_generated_slides_at_several_mpps(slides_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    assert tile([str(slides_dir / "s050.tiff"), str(slides_dir / "s025.tiff"), "--out", str(out),
-                 "--codec", "png", "--workers", "2"]) == 0
+    assert (
+        tile(
+            [
+                str(slides_dir / "s050.tiff"),
+                str(slides_dir / "s025.tiff"),
+                "--out",
+                str(out),
+                "--codec",
+                "png",
+                "--workers",
+                "2",
+            ]
+        )
+        == 0
+    )
     stores = {p.stem: TileStore(p) for p in find_tile_stores(out)}
     assert set(stores) == {"s050", "s025"}
     # 0.25 um/px scan tiled at 0.5: read natively from level 1, coords in level-0 px.
@@ -51,8 +63,24 @@ def test_generated_slides_at_several_mpps(slides_dir: Path, tmp_path: Path) -> N
 
 def test_resized_reads_match_area_resampling(slides_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    assert tile([str(slides_dir / "s050.tiff"), "--out", str(out), "--mpp", "0.8", "--tile-size", "128",
-                 "--codec", "png", "--workers", "1"]) == 0
+    assert (
+        tile(
+            [
+                str(slides_dir / "s050.tiff"),
+                "--out",
+                str(out),
+                "--mpp",
+                "0.8",
+                "--tile-size",
+                "128",
+                "--codec",
+                "png",
+                "--workers",
+                "1",
+            ]
+        )
+        == 0
+    )
     s = TileStore(out / "s050.zarr")
     assert s.attrs["level"] == 0 and s.attrs["resized"] is True and s.attrs["read_size"] == 205
     ref = openslide.OpenSlide(str(slides_dir / "s050.tiff"))
@@ -84,8 +112,17 @@ def test_real_svs_matches_openslide(shared_data: Path, tmp_path: Path) -> None:
 
 def test_dicom_folder_gives_the_svs_grid(shared_data: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    assert tile([str(shared_data / "wsi" / "CMU-1-Small-Region.svs"),
-                 str(shared_data / "wsi" / "dicom_cmu1_small_region_12levels"), "--out", str(out)]) == 0
+    assert (
+        tile(
+            [
+                str(shared_data / "wsi" / "CMU-1-Small-Region.svs"),
+                str(shared_data / "wsi" / "dicom_cmu1_small_region_12levels"),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     svs = TileStore(out / "CMU-1-Small-Region.zarr")
     dcm = TileStore(out / "dicom_cmu1_small_region_12levels.zarr")
     assert dcm.attrs["vendor"] == "dicom" and dcm.attrs["color_fix"] == "ycbcr->rgb"
@@ -110,8 +147,22 @@ def test_tiny_svs_is_reported_not_crashed(shared_data: Path, tmp_path: Path) -> 
 def test_overlap_and_min_tissue(slides_dir: Path, tmp_path: Path) -> None:
     a, b = tmp_path / "a", tmp_path / "b"
     assert tile([str(slides_dir / "s050.tiff"), "--out", str(a), "--min-tissue", "0.9", "--workers", "1"]) == 0
-    assert tile([str(slides_dir / "s050.tiff"), "--out", str(b), "--min-tissue", "0.9", "--overlap", "112",
-                 "--workers", "1"]) == 0
+    assert (
+        tile(
+            [
+                str(slides_dir / "s050.tiff"),
+                "--out",
+                str(b),
+                "--min-tissue",
+                "0.9",
+                "--overlap",
+                "112",
+                "--workers",
+                "1",
+            ]
+        )
+        == 0
+    )
     sa, sb = TileStore(a / "s050.zarr"), TileStore(b / "s050.zarr")
     assert sb.attrs["stride"] == 112 and len(sb) > 2.5 * len(sa)
     assert np.all(sa.tissue >= 0.9)

@@ -15,8 +15,21 @@ from wsi_ssl.config import load_config, parse_overrides
 
 # CLI flag -> config key; a flag left out keeps the YAML/default value.
 FLAG_KEYS = (
-    "tiles", "encoder", "encoder_weights", "out", "batch_size", "workers", "precision", "dtype",
-    "device", "devices", "num_nodes", "compile", "threads", "mpp_tolerance", "shard",
+    "tiles",
+    "encoder",
+    "encoder_weights",
+    "out",
+    "batch_size",
+    "workers",
+    "precision",
+    "dtype",
+    "device",
+    "devices",
+    "num_nodes",
+    "compile",
+    "threads",
+    "mpp_tolerance",
+    "shard",
 )
 
 
@@ -29,10 +42,15 @@ def register(subparsers: Any) -> None:
         "so rerunning the same command resumes an interrupted run.",
     )
     p.add_argument("--tiles", help="folder of tile stores (<slide_id>.zarr)")
-    p.add_argument("--encoder", help="encoder dir (model.safetensors + config.json), a preset (wsi-ssl encoders list) "
-                   "or a timm model name")
-    p.add_argument("--encoder-weights", dest="encoder_weights",
-                   help="local weights file or folder for a preset (default: the Hugging Face cache) or a timm model name")
+    p.add_argument(
+        "--encoder",
+        help="encoder dir (model.safetensors + config.json), a preset (wsi-ssl encoders list) or a timm model name",
+    )
+    p.add_argument(
+        "--encoder-weights",
+        dest="encoder_weights",
+        help="local weights file or folder for a preset (default: the Hugging Face cache) or a timm model name",
+    )
     p.add_argument("--out", help="output folder of feature files")
     p.add_argument("--config", help="YAML config (see configs/embed/default.yaml)")
     p.add_argument("--set", dest="overrides", action="append", metavar="KEY=VALUE", help="override a config key")
@@ -45,8 +63,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--num-nodes", dest="num_nodes", type=int)
     p.add_argument("--compile", action="store_const", const=True, help="torch.compile the encoder")
     p.add_argument("--threads", type=int, help="torch threads for a CPU forward (0 = all cores)")
-    p.add_argument("--mpp-tolerance", dest="mpp_tolerance", type=float,
-                   help="relative difference allowed between the tiles' and the encoder's MPP (default 0.10)")
+    p.add_argument(
+        "--mpp-tolerance",
+        dest="mpp_tolerance",
+        type=float,
+        help="relative difference allowed between the tiles' and the encoder's MPP (default 0.10)",
+    )
     p.add_argument("--shard", help="I/N: this job's disjoint share of the slides (default: SLURM array vars)")
     p.add_argument("--no-progress", dest="progress", action="store_const", const=False, help="no progress bar")
     p.set_defaults(func=run)

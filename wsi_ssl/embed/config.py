@@ -42,7 +42,7 @@ class EmbedConfig(StrictModel):
     progress: bool = True
 
     @model_validator(mode="after")
-    def _check(self) -> "EmbedConfig":
+    def _check(self) -> EmbedConfig:
         if self.device == "cpu" and self.precision == "fp16":
             raise ValueError("precision: fp16 autocast is for GPUs; use bf16 or fp32 with device cpu")
         if self.device == "cpu" and (self.devices > 1 or self.num_nodes > 1):

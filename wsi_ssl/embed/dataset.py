@@ -106,16 +106,22 @@ class TileBatches(Dataset):
                 parts.append(torch.from_numpy(tiles))
                 segments.append([seg.job, seg.start, seg.stop - seg.start])
             except Exception as exc:  # reported per slide by the runner; the loader goes on
-                errors.append([seg.job, f"{self.jobs[seg.job].store}: reading tiles {seg.start}:{seg.stop} failed: "
-                                        f"{type(exc).__name__}: {exc}"])
+                errors.append(
+                    [
+                        seg.job,
+                        f"{self.jobs[seg.job].store}: reading tiles {seg.start}:{seg.stop} failed: "
+                        f"{type(exc).__name__}: {exc}",
+                    ]
+                )
         batch = torch.cat(parts) if len(parts) > 1 else parts[0] if parts else torch.empty(0, dtype=torch.uint8)
         if parts and self.preprocess is not None:
             batch = self.preprocess(batch)
         return {"segments": segments, "tiles": batch, "errors": errors}
 
 
-def make_loader(dataset: TileBatches, workers: int, prefetch_factor: int, pin_memory: bool,
-                yield_cpu: bool = False) -> DataLoader:
+def make_loader(
+    dataset: TileBatches, workers: int, prefetch_factor: int, pin_memory: bool, yield_cpu: bool = False
+) -> DataLoader:
     """In-order loader of whole batches (``batch_size=None``: the dataset already batches).
 
     ``yield_cpu`` (CPU runs, where the forward's threads use every core) lowers the workers'

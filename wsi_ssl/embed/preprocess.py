@@ -10,8 +10,9 @@ it) or on the GPU after a uint8 copy (4x fewer bytes over PCIe than float32).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -26,7 +27,7 @@ class Preprocess:
     std: tuple[float, float, float]
 
     @classmethod
-    def from_encoder_config(cls, config: Any) -> "Preprocess":
+    def from_encoder_config(cls, config: Any) -> Preprocess:
         return cls(int(config.input_size), _triple(config.mean), _triple(config.std))
 
     def __call__(self, tiles: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -35,7 +36,9 @@ class Preprocess:
             raise ValueError(f"expected uint8 tiles [B, T, T, 3], got {tuple(tiles.shape)}")
         x = tiles.permute(0, 3, 1, 2).to(torch.float32)
         if x.shape[-2:] != (self.input_size, self.input_size):
-            x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear", antialias=True, align_corners=False)
+            x = F.interpolate(
+                x, size=(self.input_size, self.input_size), mode="bilinear", antialias=True, align_corners=False
+            )
         mean = torch.tensor(self.mean, dtype=torch.float32, device=x.device).view(1, 3, 1, 1) * 255.0
         inv_std = 1.0 / (torch.tensor(self.std, dtype=torch.float32, device=x.device).view(1, 3, 1, 1) * 255.0)
         x = (x - mean).mul_(inv_std)

@@ -13,9 +13,9 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -26,8 +26,8 @@ from wsi_ssl.embed.dataset import TileBatches, make_loader
 from wsi_ssl.embed.plan import Plan, SlideJob, assign_to_rank, plan_slides
 from wsi_ssl.embed.preprocess import Preprocess
 from wsi_ssl.embed.writers import SlideWriters
-from wsi_ssl.shard import parse_shard
 from wsi_ssl.encoders.load import encoder_kind, load_encoder
+from wsi_ssl.shard import parse_shard
 from wsi_ssl.stores.encoder_dir import EncoderConfig, read_encoder_config
 
 log = logging.getLogger(__name__)
@@ -174,8 +174,12 @@ def _run_embed(cfg: EmbedConfig) -> EmbedSummary:
     if enc is None:
         model, enc = load_encoder(encoder_spec, cfg.encoder_weights)
     plan: Plan = plan_slides(
-        tiles_dir, out_dir, encoder_mpp=enc.mpp, encoder_sha256=enc.sha256,
-        mpp_tolerance=cfg.mpp_tolerance, shard=shard,
+        tiles_dir,
+        out_dir,
+        encoder_mpp=enc.mpp,
+        encoder_sha256=enc.sha256,
+        mpp_tolerance=cfg.mpp_tolerance,
+        shard=shard,
     )
     rank, world = fabric.global_rank, fabric.world_size
     jobs = assign_to_rank(plan.todo, rank, world)
@@ -189,8 +193,11 @@ def _run_embed(cfg: EmbedConfig) -> EmbedSummary:
     pre = Preprocess.from_encoder_config(enc)
     in_workers = cfg.preprocess_on == "worker" or (cfg.preprocess_on == "auto" and device.type == "cpu")
     dataset = TileBatches(jobs, cfg.batch_size, pre if in_workers else None)
-    batches = iter(make_loader(dataset, cfg.workers, cfg.prefetch_factor, pin_memory=device.type == "cuda",
-                               yield_cpu=device.type == "cpu"))
+    batches = iter(
+        make_loader(
+            dataset, cfg.workers, cfg.prefetch_factor, pin_memory=device.type == "cuda", yield_cpu=device.type == "cpu"
+        )
+    )
     if model is None:
         model, enc = load_encoder(encoder_spec, cfg.encoder_weights)
     model = model.to(device).eval()
@@ -207,8 +214,13 @@ def _run_embed(cfg: EmbedConfig) -> EmbedSummary:
 
 
 def _embed_jobs(
-    jobs: list[SlideJob], batches: Iterator[dict[str, Any]], encode: _Encoder, enc: EncoderConfig,
-    cfg: EmbedConfig, summary: EmbedSummary, rank: int,
+    jobs: list[SlideJob],
+    batches: Iterator[dict[str, Any]],
+    encode: _Encoder,
+    enc: EncoderConfig,
+    cfg: EmbedConfig,
+    summary: EmbedSummary,
+    rank: int,
 ) -> None:
     """Consume the in-order batches: forward, then each segment's rows to its slide's file."""
     from tqdm.auto import tqdm
@@ -220,8 +232,12 @@ def _embed_jobs(
     writers.finish()
     total = sum(j.n_tiles for j in jobs)
     bar = tqdm(
-        total=total, unit="tile", dynamic_ncols=True, mininterval=1.0,
-        disable=not cfg.progress or rank != 0 or total == 0, desc=f"embed {enc.name or enc.arch}",
+        total=total,
+        unit="tile",
+        dynamic_ncols=True,
+        mininterval=1.0,
+        disable=not cfg.progress or rank != 0 or total == 0,
+        desc=f"embed {enc.name or enc.arch}",
     )
     t0 = time.perf_counter()
 

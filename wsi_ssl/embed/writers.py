@@ -46,8 +46,9 @@ def slide_attrs(job: SlideJob, enc: EncoderConfig, precision: str) -> dict[str, 
 class SlideWriters:
     """Routes rows to the right slide's file; ``failed`` (slide_id -> why) is shared with the caller."""
 
-    def __init__(self, jobs: list[SlideJob], enc: EncoderConfig, precision: str, dtype: str,
-                 failed: dict[str, str]) -> None:
+    def __init__(
+        self, jobs: list[SlideJob], enc: EncoderConfig, precision: str, dtype: str, failed: dict[str, str]
+    ) -> None:
         self.jobs, self.enc, self.precision, self.dtype, self.failed = jobs, enc, precision, dtype, failed
         self.current: int | None = None
         self.writer: FeatureWriter | None = None
@@ -76,8 +77,13 @@ class SlideWriters:
         try:
             if self.writer is None:
                 job = self.jobs[j]
-                self.writer = FeatureWriter(job.out, TileStore(job.store).coords, feats.shape[1],
-                                            slide_attrs(job, self.enc, self.precision), self.dtype)
+                self.writer = FeatureWriter(
+                    job.out,
+                    TileStore(job.store).coords,
+                    feats.shape[1],
+                    slide_attrs(job, self.enc, self.precision),
+                    self.dtype,
+                )
             self.writer.write(start, feats)
         except (OSError, ValueError, TileStoreError) as exc:
             self.fail(j, f"writing {self.jobs[j].out} failed: {exc}")

@@ -9,8 +9,9 @@ backbone with the preset's pooling.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -38,6 +39,8 @@ def checkpoint_filter(name: str) -> StateFilter:
 
     module, _, fn = CHECKPOINT_FILTERS[name].partition(":")
     return getattr(importlib.import_module(module), fn)  # type: ignore[no-any-return]
+
+
 TRANSFORMERS_EXTRA = "pip install 'wsi_ssl[transformers]'"
 
 
@@ -100,11 +103,16 @@ class TransformersBuilder:
         fields = {k: v for k, v in preset.kwargs.items() if k not in ("model_type", "init_kwargs")}
         if config_json is not None:
             published = json.loads(config_json.read_text())
-            differ = {k: (v, published[k]) for k, v in fields.items()
-                      if k in IDENTITY_FIELDS and k in published and published[k] != v}
+            differ = {
+                k: (v, published[k])
+                for k, v in fields.items()
+                if k in IDENTITY_FIELDS and k in published and published[k] != v
+            }
             if differ:
-                raise EncoderError(f"preset {preset.name}: {config_json} does not describe this model; "
-                                   f"(preset, file) differ in {differ}")
+                raise EncoderError(
+                    f"preset {preset.name}: {config_json} does not describe this model; "
+                    f"(preset, file) differ in {differ}"
+                )
             known = transformers.AutoConfig.for_model(preset.kwargs["model_type"]).to_dict()
             fields = {**{k: v for k, v in published.items() if k in known and k not in NOT_COPIED}, **fields}
         return transformers.AutoConfig.for_model(preset.kwargs["model_type"], **fields)
@@ -128,22 +136,43 @@ class TransformersBuilder:
             folder = _checkpoint_folder(source, Path(tmp))
             try:
                 model, info = cls.from_pretrained(
-                    str(folder), config=self.config(preset, source.config_json), local_files_only=True,
-                    output_loading_info=True, **init_kwargs,
+                    str(folder),
+                    config=self.config(preset, source.config_json),
+                    local_files_only=True,
+                    output_loading_info=True,
+                    **init_kwargs,
                 )
             except (OSError, ValueError, RuntimeError) as exc:
                 raise EncoderError(f"preset {preset.name}: transformers cannot load {folder}: {exc}") from None
         problems = {what: info.get(what) for what in ("missing_keys", "mismatched_keys") if info.get(what)}
         if problems:
-            raise EncoderError(f"preset {preset.name}: {', '.join(str(f) for f in source.files)} does not fit "
-                               f"{preset.arch}: {problems}")
+            raise EncoderError(
+                f"preset {preset.name}: {', '.join(str(f) for f in source.files)} does not fit "
+                f"{preset.arch}: {problems}"
+            )
         return model
 
 
 # Fields that say which model a config.json describes; any other field is taken from the file.
-IDENTITY_FIELDS = ("hidden_size", "num_hidden_layers", "num_attention_heads", "patch_size", "use_swiglu_ffn",
-                   "num_register_tokens", "mlp_ratio", "intermediate_size")
-NOT_COPIED = ("architectures", "auto_map", "model_type", "transformers_version", "torch_dtype", "dtype", "_name_or_path")
+IDENTITY_FIELDS = (
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "patch_size",
+    "use_swiglu_ffn",
+    "num_register_tokens",
+    "mlp_ratio",
+    "intermediate_size",
+)
+NOT_COPIED = (
+    "architectures",
+    "auto_map",
+    "model_type",
+    "transformers_version",
+    "torch_dtype",
+    "dtype",
+    "_name_or_path",
+)
 BUILDERS: dict[str, Builder] = {"timm": TimmBuilder(), "transformers": TransformersBuilder(), "module": ModuleBuilder()}
 
 
@@ -154,7 +183,9 @@ def _checkpoint_folder(source: WeightsSource, tmp: Path) -> Path:
     if len(source.files) > 1 or source.files[0].name in standard:
         return parent
     suffix = ".safetensors" if source.files[0].suffix == ".safetensors" else ".bin"
-    (tmp / ("model.safetensors" if suffix == ".safetensors" else "pytorch_model.bin")).symlink_to(source.files[0].resolve())
+    (tmp / ("model.safetensors" if suffix == ".safetensors" else "pytorch_model.bin")).symlink_to(
+        source.files[0].resolve()
+    )
     return tmp
 
 
@@ -162,14 +193,18 @@ def import_transformers(preset_name: str) -> Any:
     try:
         import transformers
     except ImportError:
-        raise EncoderError(f"preset {preset_name} is published in the Hugging Face transformers format, which is "
-                           f"not installed; install the optional extra: {TRANSFORMERS_EXTRA}") from None
+        raise EncoderError(
+            f"preset {preset_name} is published in the Hugging Face transformers format, which is "
+            f"not installed; install the optional extra: {TRANSFORMERS_EXTRA}"
+        ) from None
     transformers.logging.set_verbosity_error()  # its load reports are checked here, not printed
     transformers.utils.logging.disable_progress_bar()
     return transformers
 
 
-def build_backbone(preset: EncoderPreset, device: str | torch.device = "cpu", config_json: Path | None = None) -> nn.Module:
+def build_backbone(
+    preset: EncoderPreset, device: str | torch.device = "cpu", config_json: Path | None = None
+) -> nn.Module:
     """The preset's architecture with random weights; ``device="meta"`` allocates nothing."""
     with torch.device(device):
         return BUILDERS[preset.builder].build(preset, config_json)
@@ -179,7 +214,9 @@ def wrap(backbone: nn.Module, preset: EncoderPreset) -> PooledEncoder:
     return PooledEncoder(backbone, preset.builder, preset.pooling, BUILDERS[preset.builder].num_prefix_tokens(backbone))
 
 
-def build_encoder(preset: EncoderPreset, device: str | torch.device = "cpu", config_json: Path | None = None) -> PooledEncoder:
+def build_encoder(
+    preset: EncoderPreset, device: str | torch.device = "cpu", config_json: Path | None = None
+) -> PooledEncoder:
     return wrap(build_backbone(preset, device, config_json), preset)
 
 
@@ -206,15 +243,21 @@ def load_backbone_state(backbone: nn.Module, state: dict[str, torch.Tensor], pre
     if preset.checkpoint_filter:
         state = checkpoint_filter(preset.checkpoint_filter)(state, backbone)
     own = backbone.state_dict()
-    wrong = [f"{k}: {tuple(v.shape)} in the file, {tuple(own[k].shape)} in the model"
-             for k, v in state.items() if k in own and tuple(v.shape) != tuple(own[k].shape)]
+    wrong = [
+        f"{k}: {tuple(v.shape)} in the file, {tuple(own[k].shape)} in the model"
+        for k, v in state.items()
+        if k in own and tuple(v.shape) != tuple(own[k].shape)
+    ]
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own and not k.startswith(("head.", "fc.", "classifier."))]
     if wrong or missing or unexpected:
         raise EncoderError(
             f"preset {preset.name}: {where} does not fit {preset.arch}: "
-            + "; ".join(f"{what} {items[:4]}{' ...' if len(items) > 4 else ''}"
-                        for what, items in (("misshapen", wrong), ("missing", missing), ("unexpected", unexpected)) if items)
+            + "; ".join(
+                f"{what} {items[:4]}{' ...' if len(items) > 4 else ''}"
+                for what, items in (("misshapen", wrong), ("missing", missing), ("unexpected", unexpected))
+                if items
+            )
         )
     backbone.load_state_dict({k: v for k, v in state.items() if k in own}, strict=True)
 
@@ -250,8 +293,16 @@ def backbone_from_config(config: EncoderConfig) -> nn.Module:
         raise EncoderError(f"unknown builder {config.builder!r} in the encoder config; known: {', '.join(BUILDERS)}")
     # Presets and configs carry the same three facts (builder, arch, kwargs): build through the preset path.
     stand_in = EncoderPreset(
-        name=config.name or config.arch, repo_id="", license="", gated=False, builder=config.builder,  # type: ignore[arg-type]
-        arch=config.arch, embed_dim=config.embed_dim, params=0, mpp=config.mpp, pooling=config.pooling or "cls",
+        name=config.name or config.arch,
+        repo_id="",
+        license="",
+        gated=False,
+        builder=config.builder,  # type: ignore[arg-type]
+        arch=config.arch,
+        embed_dim=config.embed_dim,
+        params=0,
+        mpp=config.mpp,
+        pooling=config.pooling or "cls",
         sources={k: "encoder dir config.json" for k in ("params", "embed_dim", "mpp", "pooling", "mean_std")},
         kwargs=dict(config.model_kwargs),
     )

@@ -46,9 +46,19 @@ def run_list(args: argparse.Namespace) -> int:
     header = ("name", "embed_dim", "params", "mpp", "input", "license", "gated", "weights", "source")
     lines = [header]
     for r in table:
-        lines.append((r["name"], str(r["embed_dim"]), _millions(r["params"]), "-" if r["mpp"] is None else f"{r['mpp']:g}",
-                      str(r["input_size"]), r["license"], "yes" if r["gated"] else "no",
-                      "found" if r["weights_found"] else "missing", r["source"]))
+        lines.append(
+            (
+                r["name"],
+                str(r["embed_dim"]),
+                _millions(r["params"]),
+                "-" if r["mpp"] is None else f"{r['mpp']:g}",
+                str(r["input_size"]),
+                r["license"],
+                "yes" if r["gated"] else "no",
+                "found" if r["weights_found"] else "missing",
+                r["source"],
+            )
+        )
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     for line in lines:
         print("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip())

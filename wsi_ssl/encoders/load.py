@@ -74,7 +74,9 @@ def load_dir_or_timm(
         if not weights_path.is_file():
             raise EncoderError(f"{path}: no {WEIGHTS_NAME}")
         if verify and config.sha256 and sha256_file(weights_path) != config.sha256:
-            raise EncoderError(f"{weights_path}: sha256 does not match config.json; the weights were changed or truncated")
+            raise EncoderError(
+                f"{weights_path}: sha256 does not match config.json; the weights were changed or truncated"
+            )
         model = build_timm_model(config, skip_init=True) if config.builder == "timm" else backbone_from_config(config)
         _load_into(model, read_state_dict(weights_path), weights_path)
         return encoder_from_config(config, model).eval(), config
@@ -116,4 +118,3 @@ def _load_into(model: Any, state: dict[str, Any], source: Path) -> None:
             f"{source}: weights do not fit the architecture: missing {missing[:5]}{'...' if len(missing) > 5 else ''}, "
             f"unexpected {unexpected[:5]}{'...' if len(unexpected) > 5 else ''}"
         )
-

@@ -7,7 +7,7 @@ prefix tokens precede the patches, which pooling the authors use) is fixed here 
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn

@@ -8,7 +8,8 @@ followed by any register tokens, the rest are patch tokens. Registers are never 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # torch is imported when a pooling runs, not when presets are listed
     import torch
@@ -30,7 +31,9 @@ def register_pooling(name: str, width_factor: int = 1) -> Callable[[PoolFn], Poo
 
 def _patches(tokens: torch.Tensor, num_prefix_tokens: int) -> torch.Tensor:
     if tokens.shape[1] <= num_prefix_tokens:
-        raise ValueError(f"{tokens.shape[1]} tokens, of which {num_prefix_tokens} are prefix tokens: no patch tokens to pool")
+        raise ValueError(
+            f"{tokens.shape[1]} tokens, of which {num_prefix_tokens} are prefix tokens: no patch tokens to pool"
+        )
     return tokens[:, num_prefix_tokens:]
 
 

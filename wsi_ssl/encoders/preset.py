@@ -51,7 +51,7 @@ class EncoderPreset:
         if missing:
             raise ValueError(f"preset {self.name}: no source written for {sorted(missing)}")
 
-    def as_timm(self) -> "EncoderPreset":
+    def as_timm(self) -> EncoderPreset:
         """This preset as a timm model (itself, or its ``timm_equivalent``); ValueError if there is none."""
         from dataclasses import replace
 
@@ -60,8 +60,14 @@ class EncoderPreset:
         if self.timm_equivalent is None:
             raise ValueError(f"{self.name} ({self.builder}) has no timm equivalent")
         eq = self.timm_equivalent
-        return replace(self, builder="timm", arch=eq["arch"], kwargs=dict(eq["kwargs"]),
-                       checkpoint_filter=eq.get("checkpoint_filter"), timm_equivalent=None)
+        return replace(
+            self,
+            builder="timm",
+            arch=eq["arch"],
+            kwargs=dict(eq["kwargs"]),
+            checkpoint_filter=eq.get("checkpoint_filter"),
+            timm_equivalent=None,
+        )
 
     @property
     def hf_download_command(self) -> str:

@@ -29,7 +29,9 @@ def resolve_layer(name: str) -> Any:
     for space in (vars(timm.layers), vars(torch.nn)):
         if name in space:
             return space[name]
-    raise ValueError(f"unknown layer {name!r} in the timm kwargs (not in timm.layers, torch.nn or {sorted(EXTRA_LAYERS)})")
+    raise ValueError(
+        f"unknown layer {name!r} in the timm kwargs (not in timm.layers, torch.nn or {sorted(EXTRA_LAYERS)})"
+    )
 
 
 def resolve_timm_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -39,4 +41,3 @@ def resolve_timm_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
         if isinstance(out.get(key), str):
             out[key] = resolve_layer(out[key])
     return out
-

@@ -74,8 +74,10 @@ def find_weights(preset: EncoderPreset, path: str | Path | None = None) -> Weigh
             files = _weights_in_folder(p, preset)
             if files:
                 return WeightsSource(files, None, _config(p), "path")
-            raise WeightsNotFound(f"encoder preset {preset.name!r}: no weights file in {p} (looked for "
-                                  f"{', '.join(preset.weights_files)} or a sharded checkpoint's index)")
+            raise WeightsNotFound(
+                f"encoder preset {preset.name!r}: no weights file in {p} (looked for "
+                f"{', '.join(preset.weights_files)} or a sharded checkpoint's index)"
+            )
         raise WeightsNotFound(f"encoder preset {preset.name!r}: --encoder-weights {p} does not exist")
     folder, revision = _cache_snapshot(preset)
     if folder is not None:
@@ -137,8 +139,10 @@ def _weights_in_folder(folder: Path, preset: EncoderPreset) -> tuple[Path, ...]:
             files = tuple(folder / s for s in shards)
             missing = [f.name for f in files if not f.is_file()]
             if missing:
-                raise WeightsNotFound(f"encoder preset {preset.name!r}: {folder / index} names shards that are "
-                                      f"missing: {missing}; the download was interrupted")
+                raise WeightsNotFound(
+                    f"encoder preset {preset.name!r}: {folder / index} names shards that are "
+                    f"missing: {missing}; the download was interrupted"
+                )
             return files
     candidates = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix in _WEIGHT_SUFFIXES)
     return (candidates[0],) if len(candidates) == 1 else ()

@@ -9,9 +9,9 @@ always sees every tile.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -64,7 +64,7 @@ class Batch:
         parts = self.features.float().split(self.lengths)
         return torch.nn.utils.rnn.pad_sequence(list(parts), batch_first=True)
 
-    def to(self, device: torch.device | str) -> "Batch":
+    def to(self, device: torch.device | str) -> Batch:
         """Move to ``device`` without waiting for the device (see :func:`to_device`)."""
         device = torch.device(device)
         move = lambda t: to_device(t, device)  # noqa: E731
@@ -86,8 +86,13 @@ def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
     return t.to(device, non_blocking=True)
 
 
-def load_bags(df: pd.DataFrame, features_dir: str | Path, targets: np.ndarray, group_by: str = "patient",
-              encoder: dict[str, str] | None = None) -> list[Bag]:
+def load_bags(
+    df: pd.DataFrame,
+    features_dir: str | Path,
+    targets: np.ndarray,
+    group_by: str = "patient",
+    encoder: dict[str, str] | None = None,
+) -> list[Bag]:
     """Read each slide's features once and group them into bags (in table order).
 
     ``targets`` is row-aligned with ``df``; slides of one patient share a target (checked by
@@ -114,7 +119,8 @@ def load_bags(df: pd.DataFrame, features_dir: str | Path, targets: np.ndarray, g
             elif encoders_differ(first[1], ident):
                 raise FeatureFileError(
                     f"{sid}: embedded by {describe_encoder(ident)}, but {first[0]} by {describe_encoder(first[1])}; "
-                    "features of different encoders cannot be mixed (embed every slide with one encoder)")
+                    "features of different encoders cannot be mixed (embed every slide with one encoder)"
+                )
             feats.append(ff.features)
             coords.append(ff.coords)
             index.append(np.full(len(ff), j, dtype=np.int32))
@@ -135,19 +141,25 @@ def load_bags(df: pd.DataFrame, features_dir: str | Path, targets: np.ndarray, g
     return bags
 
 
-def pack(features: Sequence[torch.Tensor], targets: Sequence[np.ndarray], keys: Sequence[str], pin: bool = False) -> Batch:
+def pack(
+    features: Sequence[torch.Tensor], targets: Sequence[np.ndarray], keys: Sequence[str], pin: bool = False
+) -> Batch:
     """One packed batch from per-bag feature tensors (all on one device) and their targets."""
     lengths = [int(f.shape[0]) for f in features]
     device = features[0].device
     dtypes = {f.dtype for f in features}
     dtype = dtypes.pop() if len(dtypes) == 1 else torch.float32  # mixed stores: widen
-    out = torch.empty(sum(lengths), features[0].shape[1], dtype=dtype, device=device, pin_memory=pin and device.type == "cpu")
+    out = torch.empty(
+        sum(lengths), features[0].shape[1], dtype=dtype, device=device, pin_memory=pin and device.type == "cpu"
+    )
     torch.cat([f.to(dtype) for f in features], out=out)
     n_max = max(lengths)
     mask = torch.arange(n_max).unsqueeze(0) < torch.tensor(lengths).unsqueeze(1)
     target = torch.from_numpy(np.stack([np.asarray(t) for t in targets]))
     target = target.long() if target.dtype in (torch.int32, torch.int64) else target.float()
-    return Batch(features=out, lengths=lengths, mask=to_device(mask, device), target=to_device(target, device), keys=list(keys))
+    return Batch(
+        features=out, lengths=lengths, mask=to_device(mask, device), target=to_device(target, device), keys=list(keys)
+    )
 
 
 def collate(
@@ -188,9 +200,16 @@ def batch_indices(
     if bucket:
         window = batch_size * 8
         lens = np.asarray(lengths)
-        order = np.concatenate(
-            [chunk[np.argsort(lens[chunk], kind="stable")] for chunk in np.array_split(order, max(1, -(-len(order) // window)))]
-        ) if len(order) else order
+        order = (
+            np.concatenate(
+                [
+                    chunk[np.argsort(lens[chunk], kind="stable")]
+                    for chunk in np.array_split(order, max(1, -(-len(order) // window)))
+                ]
+            )
+            if len(order)
+            else order
+        )
     batches = [order[i : i + batch_size].tolist() for i in range(0, len(order), batch_size)]
     if rng is not None and bucket:
         batches = [batches[i] for i in rng.permutation(len(batches))]

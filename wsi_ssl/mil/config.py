@@ -130,4 +130,3 @@ class MilConfig(StrictModel):
     data: DataConfig = DataConfig()
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()
-

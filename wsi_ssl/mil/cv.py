@@ -10,9 +10,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -63,18 +64,25 @@ def _fit_fingerprint(cfg: MilConfig, meta: dict[str, Any], bags: Sequence[Bag], 
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _fit_or_resume(cfg: MilConfig, meta: dict[str, Any], bags: Sequence[Bag], fold: Any, run_dir: Path) -> tuple[MILModel, dict[str, Any]]:
+def _fit_or_resume(
+    cfg: MilConfig, meta: dict[str, Any], bags: Sequence[Bag], fold: Any, run_dir: Path
+) -> tuple[MILModel, dict[str, Any]]:
     fdir = fold_dir(run_dir, fold.index)
     info_path = fdir / "fold.json"
     weights = fdir / "model.safetensors"
     sha = _fit_fingerprint(cfg, meta, bags, fold)
+    info: dict[str, Any]
     if info_path.is_file() and weights.is_file():
         info = json.loads(info_path.read_text())
         if info.get("fingerprint") == sha:
             try:
                 model = load_fold_weights(meta, weights)
             except RuntimeError as exc:  # e.g. an aggregator kind whose model changed since
-                log.warning("fold %d: saved weights do not fit the model (%s); training it again", fold.index, str(exc).splitlines()[0])
+                log.warning(
+                    "fold %d: saved weights do not fit the model (%s); training it again",
+                    fold.index,
+                    str(exc).splitlines()[0],
+                )
             else:
                 log.info("fold %d: already trained, loading %s", fold.index, weights)
                 return model, info
@@ -82,22 +90,35 @@ def _fit_or_resume(cfg: MilConfig, meta: dict[str, Any], bags: Sequence[Bag], fo
             log.warning("fold %d: config, data or split changed since it was trained; training it again", fold.index)
     train = [bags[i] for i in fold.train]
     res = fit(cfg, meta, train, [bags[i] for i in fold.val], seed=cfg.train.seed + fold.index)
-    info: dict[str, Any] = {
+    info = {
         "index": fold.index,
         "weights": str(weights.relative_to(run_dir)),
-        "n_train": len(fold.train), "n_val": len(fold.val), "n_test": len(fold.test),
-        "best_epoch": res.best_epoch, "best_val_loss": res.best_val_loss, "seconds": round(res.seconds, 2),
-        "train_keys": [bags[i].key for i in fold.train], "val_keys": [bags[i].key for i in fold.val],
+        "n_train": len(fold.train),
+        "n_val": len(fold.val),
+        "n_test": len(fold.test),
+        "best_epoch": res.best_epoch,
+        "best_val_loss": res.best_val_loss,
+        "seconds": round(res.seconds, 2),
+        "train_keys": [bags[i].key for i in fold.train],
+        "val_keys": [bags[i].key for i in fold.val],
         "fingerprint": sha,
     }
-    info.update(get_task(meta["task"]).fold_info(  # e.g. a Cox model's Breslow baseline
-        meta, lambda: predict_bags(res.model, train, cfg.data.batch_size), np.stack([b.target for b in train])))
+    info.update(
+        get_task(meta["task"]).fold_info(  # e.g. a Cox model's Breslow baseline
+            meta, lambda: predict_bags(res.model, train, cfg.data.batch_size), np.stack([b.target for b in train])
+        )
+    )
     save_fold_weights(res.model, weights)
     _write_csv(pd.DataFrame(res.history), fdir / "history.csv")
     _write_json(info, info_path)
     log.info(
         "fold %d: %d train / %d val / %d test bags, best epoch %d, %.1fs",
-        fold.index, len(fold.train), len(fold.val), len(fold.test), res.best_epoch, res.seconds,
+        fold.index,
+        len(fold.train),
+        len(fold.val),
+        len(fold.test),
+        res.best_epoch,
+        res.seconds,
     )
     return res.model, info
 
@@ -111,7 +132,13 @@ def prediction_frame(
 ) -> pd.DataFrame:
     """One row per bag: ids, then the task's target and prediction columns (class probabilities /
     value / risk / S(t))."""
-    df = pd.DataFrame({"key": [b.key for b in bags], "patient_id": [b.patient_id for b in bags], "slide_ids": [";".join(b.slide_ids) for b in bags]})
+    df = pd.DataFrame(
+        {
+            "key": [b.key for b in bags],
+            "patient_id": [b.patient_id for b in bags],
+            "slide_ids": [";".join(b.slide_ids) for b in bags],
+        }
+    )
     if fold is not None:
         df["fold"] = fold
     y = np.stack([np.asarray(b.target) for b in bags]) if bags and bags[0].target.size else None
@@ -139,7 +166,9 @@ def run_cv(
     oof: dict[str, np.ndarray] = {}
     fold_of = np.full(len(bags), -1)
     scores: dict[str, np.ndarray] = {}
-    fold_infos, per_fold, test_preds = [], [], []
+    fold_infos: list[dict[str, Any]] = []
+    per_fold: list[dict[str, Any]] = []  # a fold's metric values, or the reason it has none
+    test_preds: list[dict[str, Any]] = []
     for fold in folds:
         model, info = _fit_or_resume(cfg, meta, bags, fold, run_dir)
         fold_infos.append({k: v for k, v in info.items() if not k.endswith("_keys")})

@@ -8,8 +8,9 @@ Order matters for failing early: the config is validated by the caller, then the
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -75,7 +76,15 @@ def write_heatmaps(
                     log.warning("slide %s: cannot open %s (%s); drawing the grid heatmap only", sid, path, exc)
                     path = None
             try:
-                slide_heatmap(bag.coords[sel], s[sel], out_dir / f"{sid}.png", level0_tile_px(attrs, slide_mpp), path, title=f"{sid} ({key})", top_k=top_k)
+                slide_heatmap(
+                    bag.coords[sel],
+                    s[sel],
+                    out_dir / f"{sid}.png",
+                    level0_tile_px(attrs, slide_mpp),
+                    path,
+                    title=f"{sid} ({key})",
+                    top_k=top_k,
+                )
                 n += 1
             except Exception as exc:  # noqa: BLE001 - a heatmap failure must not lose a finished run
                 log.warning("slide %s: heatmap failed: %s", sid, exc)
@@ -89,7 +98,13 @@ def _split_test(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     return df[~is_test].reset_index(drop=True), df[is_test].reset_index(drop=True)
 
 
-def train_run(cfg: MilConfig, features_dir: str | Path, slides_csv: str | Path, out_dir: str | Path, slides_dir: str | Path | None = None) -> CVResult:
+def train_run(
+    cfg: MilConfig,
+    features_dir: str | Path,
+    slides_csv: str | Path,
+    out_dir: str | Path,
+    slides_dir: str | Path | None = None,
+) -> CVResult:
     """Validate, load, cross-validate, and write everything into ``out_dir``."""
     out_dir = Path(out_dir)
     task = cfg.task
@@ -101,14 +116,25 @@ def train_run(cfg: MilConfig, features_dir: str | Path, slides_csv: str | Path, 
     classes = kind.classes(df, task)  # None unless classification
     train_df, test_df = _split_test(df)
     bags = load_bags(train_df, features_dir, target_array(train_df, task, classes), cfg.data.group_by)
-    test_bags = load_bags(test_df, features_dir, target_array(test_df, task, classes), cfg.data.group_by) if len(test_df) else []
+    test_bags = (
+        load_bags(test_df, features_dir, target_array(test_df, task, classes), cfg.data.group_by)
+        if len(test_df)
+        else []
+    )
     predefined = None
     if "fold" in train_df.columns:
         key_col = "patient_id" if cfg.data.group_by == "patient" else "slide_id"
         fold_of = dict(zip(train_df[key_col].astype(str), train_df["fold"]))
         predefined = np.array([fold_of[b.key] for b in bags])
     dim = bags[0].features.shape[1]
-    log.info("%d bags (%d test), %d-d features, task %s, aggregator %s", len(bags), len(test_bags), dim, task.kind, cfg.aggregator.kind)
+    log.info(
+        "%d bags (%d test), %d-d features, task %s, aggregator %s",
+        len(bags),
+        len(test_bags),
+        dim,
+        task.kind,
+        cfg.aggregator.kind,
+    )
     meta = model_meta(dim, cfg.aggregator, task.kind, classes, task.survival_loss, task.n_bins)
     meta["group_by"] = cfg.data.group_by
     # Which encoder made the features, so `mil predict` refuses features of another one.
@@ -123,7 +149,17 @@ def train_run(cfg: MilConfig, features_dir: str | Path, slides_csv: str | Path, 
             extras["test_plots"] = kind.plots(result.test, classes, out_dir / "plots", "test")
     if cfg.eval.heatmaps and result.oof_scores and get_aggregator_entry(cfg.aggregator.kind).attention:
         order = _confident_first(result.oof, task.kind, classes)
-        extras["heatmaps"] = write_heatmaps(bags, result.oof_scores, features_dir, out_dir / "heatmaps", df, slides_dir, cfg.eval.heatmaps, cfg.eval.top_tiles, order)
+        extras["heatmaps"] = write_heatmaps(
+            bags,
+            result.oof_scores,
+            features_dir,
+            out_dir / "heatmaps",
+            df,
+            slides_dir,
+            cfg.eval.heatmaps,
+            cfg.eval.top_tiles,
+            order,
+        )
     if extras:
         import json
 

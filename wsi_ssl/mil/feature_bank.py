@@ -11,7 +11,8 @@ packed from them directly.
 
 from __future__ import annotations
 
-from typing import Literal, Sequence
+from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 import torch
@@ -40,7 +41,9 @@ class FeatureBank:
         nbytes = sum(b.features.nbytes for b in bags)
         if placement == "device" and device.type == "cpu":
             placement = "host"
-        on_device = device.type != "cpu" and (placement == "device" or (placement == "auto" and device_fits(nbytes, device)))
+        on_device = device.type != "cpu" and (
+            placement == "device" or (placement == "auto" and device_fits(nbytes, device))
+        )
         self.device = device if on_device else torch.device("cpu")
         self.target_device = device
         self.keys = [b.key for b in bags]
@@ -56,7 +59,9 @@ class FeatureBank:
     def __len__(self) -> int:
         return len(self.features)
 
-    def batch(self, idx: Sequence[int], max_instances: int | None = None, rng: np.random.Generator | None = None) -> Batch:
+    def batch(
+        self, idx: Sequence[int], max_instances: int | None = None, rng: np.random.Generator | None = None
+    ) -> Batch:
         """The bags ``idx`` as one packed batch on the target device.
 
         Bags above ``max_instances`` are subsampled only when an ``rng`` is given (training);
@@ -66,7 +71,13 @@ class FeatureBank:
         parts = []
         for i in idx:
             keep = subsample(self.lengths[i], max_instances, rng)
-            parts.append(self.features[i] if keep is None else self.features[i][to_device(torch.from_numpy(keep), self.device)])
-        batch = pack(parts, [self.targets[i] for i in idx], [self.keys[i] for i in idx],
-                     pin=not self.on_device and self.target_device.type == "cuda")
+            parts.append(
+                self.features[i] if keep is None else self.features[i][to_device(torch.from_numpy(keep), self.device)]
+            )
+        batch = pack(
+            parts,
+            [self.targets[i] for i in idx],
+            [self.keys[i] for i in idx],
+            pin=not self.on_device and self.target_device.type == "cuda",
+        )
         return batch.to(self.target_device)

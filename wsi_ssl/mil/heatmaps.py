@@ -70,7 +70,11 @@ def slide_heatmap(
     The slide is read through the reader protocol (``backend`` names the reader), on the
     backend's own library: a handful of reads does not pay for the native TIFF probe.
     """
-    slide = open_slide(slide_path, backend, fast_reads=False) if slide_path is not None and Path(slide_path).exists() else None
+    slide = (
+        open_slide(slide_path, backend, fast_reads=False)
+        if slide_path is not None and Path(slide_path).exists()
+        else None
+    )
     try:
         return _write_heatmap(coords, scores, Path(out_png), tile_px, slide, title, top_k)
     finally:
@@ -78,8 +82,15 @@ def slide_heatmap(
             slide.close()
 
 
-def _write_heatmap(coords: np.ndarray, scores: np.ndarray, out_png: Path, tile_px: int | None,
-                   slide: SlideReader | None, title: str, top_k: int) -> dict[str, str]:
+def _write_heatmap(
+    coords: np.ndarray,
+    scores: np.ndarray,
+    out_png: Path,
+    tile_px: int | None,
+    slide: SlideReader | None,
+    title: str,
+    top_k: int,
+) -> dict[str, str]:
     step = grid_step(coords, tile_px)
     tile_px = int(tile_px or step)
     norm = _normalize(np.asarray(scores, dtype=np.float64))
@@ -91,8 +102,15 @@ def _write_heatmap(coords: np.ndarray, scores: np.ndarray, out_png: Path, tile_p
         scale = thumb.shape[1] / w0
         ax.imshow(thumb)
         grid, origin = score_grid(coords, norm, step)
-        extent = (origin[0] * scale, (origin[0] + grid.shape[1] * step) * scale, (origin[1] + grid.shape[0] * step) * scale, origin[1] * scale)
-        im = ax.imshow(np.ma.masked_invalid(grid), cmap="jet", alpha=0.45, extent=extent, vmin=0, vmax=1, interpolation="nearest")
+        extent = (
+            origin[0] * scale,
+            (origin[0] + grid.shape[1] * step) * scale,
+            (origin[1] + grid.shape[0] * step) * scale,
+            origin[1] * scale,
+        )
+        im = ax.imshow(
+            np.ma.masked_invalid(grid), cmap="jet", alpha=0.45, extent=extent, vmin=0, vmax=1, interpolation="nearest"
+        )
         ax.set_xlim(0, thumb.shape[1])
         ax.set_ylim(thumb.shape[0], 0)
     else:
@@ -106,11 +124,18 @@ def _write_heatmap(coords: np.ndarray, scores: np.ndarray, out_png: Path, tile_p
     top = np.argsort(-np.asarray(scores))[:top_k]
     csv = out_png.with_name(out_png.stem + "_top_tiles.csv")
     with atomic_output(csv) as tmp:
-        rows = ["rank,x,y,score"] + [f"{r + 1},{coords[i, 0]},{coords[i, 1]},{float(scores[i]):.6g}" for r, i in enumerate(top)]
+        rows = ["rank,x,y,score"] + [
+            f"{r + 1},{coords[i, 0]},{coords[i, 1]},{float(scores[i]):.6g}" for r, i in enumerate(top)
+        ]
         tmp.write_text("\n".join(rows) + "\n")
     written["top_tiles_csv"] = str(csv)
     if slide is not None and top_k > 0:
-        crops = [Image.fromarray(slide.read_region(int(coords[i, 0]), int(coords[i, 1]), 0, tile_px, tile_px)).resize((160, 160)) for i in top]
+        crops = [
+            Image.fromarray(slide.read_region(int(coords[i, 0]), int(coords[i, 1]), 0, tile_px, tile_px)).resize(
+                (160, 160)
+            )
+            for i in top
+        ]
         montage = Image.new("RGB", (160 * len(crops), 160), "white")
         for j, crop in enumerate(crops):
             montage.paste(crop, (160 * j, 0))

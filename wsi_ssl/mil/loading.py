@@ -68,7 +68,9 @@ def read_model_json(run_dir: str | Path) -> dict[str, Any]:
         raise ModelDirError(f"{run_dir}: no {MODEL_JSON}; is this a finished 'wsi-ssl mil train' run dir?")
     meta = json.loads(path.read_text())
     if int(meta.get("format_version", 0)) > MODEL_FORMAT_VERSION:
-        raise ModelDirError(f"{path}: format_version {meta['format_version']} is newer than this wsi_ssl reads ({MODEL_FORMAT_VERSION})")
+        raise ModelDirError(
+            f"{path}: format_version {meta['format_version']} is newer than this wsi_ssl reads ({MODEL_FORMAT_VERSION})"
+        )
     if not meta.get("folds"):
         raise ModelDirError(f"{path}: lists no fold models")
     if int(meta.get("format_version", 0)) < 2 and isinstance(meta.get("aggregator"), dict):
@@ -85,9 +87,14 @@ class MILEnsemble(nn.Module):
         self.models = nn.ModuleList(models)
         self.meta = meta
 
+    @property
+    def fold_models(self) -> list[MILModel]:
+        """The fold models, typed (``self.models`` is their ModuleList)."""
+        return [m for m in self.models if isinstance(m, MILModel)]
+
     @torch.no_grad()
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
-        preds = [m.predict(x, mask) for m in self.models]
+        preds = [m.predict(x, mask) for m in self.fold_models]
         fold_only = get_task(self.meta["task"]).fold_only_outputs  # e.g. survival bins: differ between folds
         keys = [k for k in preds[0] if k not in fold_only]
         return {k: torch.stack([p[k] for p in preds]).mean(dim=0) for k in keys}

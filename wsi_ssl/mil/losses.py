@@ -19,7 +19,13 @@ import torch.nn.functional as F
 from torchsurv.loss.cox import neg_partial_log_likelihood
 
 
-def cox_nll(log_hz: torch.Tensor, time: torch.Tensor, event: torch.Tensor, ties: str = "efron", weights: torch.Tensor | None = None) -> torch.Tensor:
+def cox_nll(
+    log_hz: torch.Tensor,
+    time: torch.Tensor,
+    event: torch.Tensor,
+    ties: str = "efron",
+    weights: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Negative Cox partial log-likelihood per (weighted) event; 0 (with a graph) if no events."""
     log_hz = log_hz.reshape(-1)
     event = event.reshape(-1).bool()
@@ -34,7 +40,9 @@ def cox_nll(log_hz: torch.Tensor, time: torch.Tensor, event: torch.Tensor, ties:
     return weighted_cox_nll(log_hz, time, event, weights.reshape(-1).to(log_hz.dtype), ties)
 
 
-def weighted_cox_nll(log_hz: torch.Tensor, time: torch.Tensor, event: torch.Tensor, weights: torch.Tensor, ties: str = "efron") -> torch.Tensor:
+def weighted_cox_nll(
+    log_hz: torch.Tensor, time: torch.Tensor, event: torch.Tensor, weights: torch.Tensor, ties: str = "efron"
+) -> torch.Tensor:
     """Weighted partial likelihood (the ``coxph(weights=)`` form), divided by the event weight.
 
     At each distinct event time k with tied events H_k (m_k of them, weight d_k), risk-set sum
@@ -62,7 +70,9 @@ def weighted_cox_nll(log_hz: torch.Tensor, time: torch.Tensor, event: torch.Tens
         r = torch.arange(m_max, dtype=log_hz.dtype, device=log_hz.device)
         mm = m.clamp(min=1).unsqueeze(1)
         valid = r.unsqueeze(0) < m.unsqueeze(1)
-        terms = torch.where(valid, s.unsqueeze(1) - r.unsqueeze(0) / mm * t.unsqueeze(1), torch.ones_like(s).unsqueeze(1))
+        terms = torch.where(
+            valid, s.unsqueeze(1) - r.unsqueeze(0) / mm * t.unsqueeze(1), torch.ones_like(s).unsqueeze(1)
+        )
         log_den = d / m.clamp(min=1) * torch.log(terms).sum(dim=1)
     else:
         raise ValueError(f"ties must be 'efron' or 'breslow', got {ties!r}")
@@ -77,7 +87,9 @@ def balanced_event_weights(event: torch.Tensor) -> torch.Tensor:
     if n_ev in (0, n):
         return torch.ones(n, device=event.device)
     w_ev, w_cens = n / (2.0 * n_ev), n / (2.0 * (n - n_ev))
-    return torch.where(event, torch.full((n,), w_ev, device=event.device), torch.full((n,), w_cens, device=event.device))
+    return torch.where(
+        event, torch.full((n,), w_ev, device=event.device), torch.full((n,), w_cens, device=event.device)
+    )
 
 
 def fit_time_bins(time: np.ndarray, event: np.ndarray, n_bins: int) -> np.ndarray:

@@ -12,7 +12,7 @@ the metric; resamples where a metric is undefined (one class only) are skipped. 
 from __future__ import annotations
 
 import warnings
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 from scipy.stats import pearsonr
@@ -45,11 +45,20 @@ def classification_metrics(y: np.ndarray, prob: np.ndarray) -> dict[str, float]:
     else:
         auroc = roc_auc_score(y, prob, multi_class="ovr", average="macro", labels=list(range(n_classes)))
         f1 = f1_score(y, pred, average="macro", zero_division=0)
-    return {"auroc": float(auroc), "balanced_accuracy": float(balanced_accuracy_score(y, pred)), "f1": float(f1), "accuracy": float(accuracy_score(y, pred))}
+    return {
+        "auroc": float(auroc),
+        "balanced_accuracy": float(balanced_accuracy_score(y, pred)),
+        "f1": float(f1),
+        "accuracy": float(accuracy_score(y, pred)),
+    }
 
 
 def regression_metrics(y: np.ndarray, value: np.ndarray) -> dict[str, float]:
-    return {"r2": float(r2_score(y, value)), "pearson_r": float(pearsonr(y, value)[0]), "mae": float(mean_absolute_error(y, value))}
+    return {
+        "r2": float(r2_score(y, value)),
+        "pearson_r": float(pearsonr(y, value)[0]),
+        "mae": float(mean_absolute_error(y, value)),
+    }
 
 
 def eval_times(time: np.ndarray, event: np.ndarray, n: int = 15) -> np.ndarray:
@@ -59,7 +68,13 @@ def eval_times(time: np.ndarray, event: np.ndarray, n: int = 15) -> np.ndarray:
     return grid[(grid > time.min()) & (grid < time.max())]
 
 
-def survival_metrics(time: np.ndarray, event: np.ndarray, risk: np.ndarray, surv: np.ndarray | None = None, times: np.ndarray | None = None) -> dict[str, float]:
+def survival_metrics(
+    time: np.ndarray,
+    event: np.ndarray,
+    risk: np.ndarray,
+    surv: np.ndarray | None = None,
+    times: np.ndarray | None = None,
+) -> dict[str, float]:
     """``surv`` [n, len(times)] holds predicted survival probabilities at ``times`` (for the IBS)."""
     ev = event.astype(bool)
     y = Surv.from_arrays(event=ev, time=time)
@@ -72,7 +87,9 @@ def survival_metrics(time: np.ndarray, event: np.ndarray, risk: np.ndarray, surv
         out["uno_c"] = float(concordance_index_ipcw(y, y, risk, tau=times_ok.max())[0])
         out["td_auc"] = float(cumulative_dynamic_auc(y, y, risk, times_ok)[1])
         if surv is not None:
-            out["ibs"] = float(integrated_brier_score(y, y, surv[:, ok], times_ok)) if len(times_ok) > 1 else float("nan")
+            out["ibs"] = (
+                float(integrated_brier_score(y, y, surv[:, ok], times_ok)) if len(times_ok) > 1 else float("nan")
+            )
     return out
 
 

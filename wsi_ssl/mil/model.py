@@ -8,7 +8,8 @@ fold's training data), so a fold model is rebuilt from ``model.json`` plus its
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -20,7 +21,22 @@ from wsi_ssl.mil.tasks import get_task
 
 
 class MILModel(nn.Module):
-    def __init__(self, input_dim: int, agg_cfg: AggregatorConfig, task: str, out_dim: int, survival_loss: str = "cox", n_bins: int = 0) -> None:
+    # Buffers (registered in __init__, fitted on each training fold), declared for type checkers.
+    feat_mean: torch.Tensor
+    feat_std: torch.Tensor
+    target_mean: torch.Tensor
+    target_std: torch.Tensor
+    bin_edges: torch.Tensor
+
+    def __init__(
+        self,
+        input_dim: int,
+        agg_cfg: AggregatorConfig,
+        task: str,
+        out_dim: int,
+        survival_loss: str = "cox",
+        n_bins: int = 0,
+    ) -> None:
         super().__init__()
         self.task = get_task(task)  # what the head's outputs mean (wsi_ssl.mil.tasks)
         self.survival_loss = survival_loss
@@ -31,7 +47,9 @@ class MILModel(nn.Module):
         self.register_buffer("bin_edges", torch.zeros(n_bins + 1 if n_bins else 0))
         hidden = agg_cfg.hidden_dim
         if hidden > 0:
-            self.project: nn.Module = nn.Sequential(nn.Linear(input_dim, hidden), nn.ReLU(), nn.Dropout(agg_cfg.dropout))
+            self.project: nn.Module = nn.Sequential(
+                nn.Linear(input_dim, hidden), nn.ReLU(), nn.Dropout(agg_cfg.dropout)
+            )
         else:
             self.project = nn.Identity()
             hidden = input_dim
@@ -62,7 +80,9 @@ class MILModel(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return self.forward_full(x, mask)[0]
 
-    def forward_packed_full(self, feats: torch.Tensor, lengths: Sequence[int], mask: torch.Tensor) -> tuple[torch.Tensor, AggOutput]:
+    def forward_packed_full(
+        self, feats: torch.Tensor, lengths: Sequence[int], mask: torch.Tensor
+    ) -> tuple[torch.Tensor, AggOutput]:
         """``forward_full`` on a packed batch (:class:`~wsi_ssl.mil.bags.Batch`).
 
         Only real instances are projected, and only the projected (narrower) activations are
@@ -105,7 +125,9 @@ class MILModel(nn.Module):
         return self._named(*self.forward_full(x, mask))
 
     @torch.no_grad()
-    def predict_packed(self, feats: torch.Tensor, lengths: Sequence[int], mask: torch.Tensor) -> dict[str, torch.Tensor]:
+    def predict_packed(
+        self, feats: torch.Tensor, lengths: Sequence[int], mask: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
         """``predict`` on a packed batch: the same predictions, without the padded input copy."""
         return self._named(*self.forward_packed_full(feats, lengths, mask))
 
@@ -116,7 +138,9 @@ class MILModel(nn.Module):
         return pred
 
 
-def model_meta(input_dim: int, agg_cfg: AggregatorConfig, task: str, classes: list[str] | None, survival_loss: str, n_bins: int) -> dict[str, Any]:
+def model_meta(
+    input_dim: int, agg_cfg: AggregatorConfig, task: str, classes: list[str] | None, survival_loss: str, n_bins: int
+) -> dict[str, Any]:
     """The JSON description of a model; ``build_model(meta)`` turns it back into a module."""
     n_classes = len(classes) if classes else 0
     kind = get_task(task)

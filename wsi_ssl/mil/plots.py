@@ -46,7 +46,9 @@ def roc_plot(df: pd.DataFrame, classes: list[str], path: str | Path, title: str 
     return _save(fig, Path(path))
 
 
-def km_plot(df: pd.DataFrame, path: str | Path, title: str = "Kaplan-Meier by predicted risk (out-of-fold)") -> tuple[Path, float]:
+def km_plot(
+    df: pd.DataFrame, path: str | Path, title: str = "Kaplan-Meier by predicted risk (out-of-fold)"
+) -> tuple[Path, float]:
     """KM curves of the low- and high-risk halves; returns the path and the log-rank p-value."""
     high = (df["risk"] > df["risk"].median()).to_numpy()
     time, event = df["time"].to_numpy(float), df["event"].to_numpy().astype(bool)

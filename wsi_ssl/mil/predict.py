@@ -8,8 +8,8 @@ Every tile is used (no subsampling at prediction time).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -34,7 +34,9 @@ def prediction_table(features_dir: str | Path, slides_csv: str | Path | None) ->
             df["patient_id"] = df["slide_id"]
         missing = [s for s in df["slide_id"].astype(str) if not feature_path(features_dir, s).is_file()]
         if missing:
-            raise SlideTableError(f"{slides_csv}: {len(missing)} slide(s) have no feature file in {features_dir}: {', '.join(missing[:5])}")
+            raise SlideTableError(
+                f"{slides_csv}: {len(missing)} slide(s) have no feature file in {features_dir}: {', '.join(missing[:5])}"
+            )
     else:
         ids = [p.stem for p in iter_feature_files(features_dir)]
         if not ids:
@@ -52,8 +54,15 @@ def bag_chunks(df: pd.DataFrame, group_by: str, max_bags: int) -> Iterator[pd.Da
         yield df.loc[np.concatenate(groups[i : i + max_bags])]
 
 
-def predict_run(model_dir: str | Path, features_dir: str | Path, out_csv: str | Path, slides_csv: str | Path | None = None,
-                batch_size: int = 8, device: str = "cpu", max_bags_in_memory: int = 256) -> pd.DataFrame:
+def predict_run(
+    model_dir: str | Path,
+    features_dir: str | Path,
+    out_csv: str | Path,
+    slides_csv: str | Path | None = None,
+    batch_size: int = 8,
+    device: str = "cpu",
+    max_bags_in_memory: int = 256,
+) -> pd.DataFrame:
     """Write one row per bag to ``out_csv`` (replaced only when every bag is predicted) and return it.
 
     Bags are read ``max_bags_in_memory`` at a time, so a cohort of any size is predicted in
@@ -69,9 +78,11 @@ def predict_run(model_dir: str | Path, features_dir: str | Path, out_csv: str | 
         bags = load_bags(chunk, features_dir, np.empty((len(chunk), 0)), group_by, encoder=meta.get("encoder"))
         dim = bags[0].features.shape[1]
         if dim != meta["input_dim"]:
-            raise SlideTableError(f"features in {features_dir} are {dim}-d but the model at {model_dir} expects {meta['input_dim']}-d (a different encoder?)")
+            raise SlideTableError(
+                f"features in {features_dir} are {dim}-d but the model at {model_dir} expects {meta['input_dim']}-d (a different encoder?)"
+            )
         preds = []
-        for model, fold in zip(ensemble.models, meta["folds"]):
+        for model, fold in zip(ensemble.fold_models, meta["folds"]):
             p = predict_bags(model, bags, batch_size, device)
             p.update(task.fold_outputs(p, meta, model.bin_edges.numpy(), fold, times))  # S(t) at the run's times
             for k in task.fold_only_outputs:

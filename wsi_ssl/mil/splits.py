@@ -36,7 +36,9 @@ def assert_disjoint_patients(patients: np.ndarray, *parts: np.ndarray) -> None:
     for j, part in enumerate(parts):
         for p in set(patients[part].tolist()):
             if p in seen and seen[p] != j:
-                raise SplitError(f"patient {p!r} appears in two splits (sets {seen[p]} and {j}): splits must be by patient")
+                raise SplitError(
+                    f"patient {p!r} appears in two splits (sets {seen[p]} and {j}): splits must be by patient"
+                )
             seen[p] = j
 
 

@@ -60,7 +60,9 @@ def validate_slide_table(
     need = ["slide_id", "patient_id", *kind.target_columns(task)]
     missing_cols = [c for c in need if c not in df.columns]
     if missing_cols:
-        raise SlideTableError(f"{src}: missing column(s) {missing_cols}{kind.missing_columns_hint}; found {list(df.columns)}")
+        raise SlideTableError(
+            f"{src}: missing column(s) {missing_cols}{kind.missing_columns_hint}; found {list(df.columns)}"
+        )
     df = df.copy()
     df["slide_id"] = df["slide_id"].astype(str)
     df["patient_id"] = df["patient_id"].astype(str)
@@ -95,7 +97,9 @@ def _check_patients(df: pd.DataFrame, task: TaskConfig, group_by: str) -> list[s
         n_distinct = per_patient[cols].nunique(dropna=False).max(axis=1)
         bad = n_distinct[n_distinct > 1].index.tolist()
         if bad:
-            problems.append(f"patient(s) whose slides disagree on {cols}: {_few(bad)} (one bag per patient needs one target)")
+            problems.append(
+                f"patient(s) whose slides disagree on {cols}: {_few(bad)} (one bag per patient needs one target)"
+            )
     for col in ("fold", "split"):
         if col in df.columns:
             n = per_patient[col].nunique(dropna=False)

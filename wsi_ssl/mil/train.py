@@ -10,8 +10,9 @@ from __future__ import annotations
 import copy
 import logging
 import time as _time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -43,7 +44,9 @@ def _targets(bags: Sequence[Bag]) -> np.ndarray:
     return np.stack([np.asarray(b.target) for b in bags])
 
 
-def prepare_model(cfg: MilConfig, meta: dict[str, Any], train_bags: Sequence[Bag]) -> tuple[MILModel, torch.Tensor | None]:
+def prepare_model(
+    cfg: MilConfig, meta: dict[str, Any], train_bags: Sequence[Bag]
+) -> tuple[MILModel, torch.Tensor | None]:
     """A fresh model whose buffers hold the training fold's statistics, and class weights."""
     from wsi_ssl.mil.bags import instance_stats
 
@@ -74,8 +77,9 @@ def run_batch(model: MILModel, batch: Batch, mode: str = "batched", min_instance
 
 
 @torch.no_grad()
-def forward_all(model: MILModel, bank: FeatureBank, batch_size: int, mode: str = "batched",
-                min_instances: int = 256) -> torch.Tensor:
+def forward_all(
+    model: MILModel, bank: FeatureBank, batch_size: int, mode: str = "batched", min_instances: int = 256
+) -> torch.Tensor:
     """Raw head outputs (on the model's device) for every bag of ``bank``, in order, with every instance."""
     model.eval()
     outs: list[torch.Tensor] = [torch.empty(0)] * len(bank)
@@ -86,7 +90,9 @@ def forward_all(model: MILModel, bank: FeatureBank, batch_size: int, mode: str =
     return torch.stack(outs)
 
 
-def fit(cfg: MilConfig, meta: dict[str, Any], train_bags: Sequence[Bag], val_bags: Sequence[Bag], seed: int) -> FitResult:
+def fit(
+    cfg: MilConfig, meta: dict[str, Any], train_bags: Sequence[Bag], val_bags: Sequence[Bag], seed: int
+) -> FitResult:
     """Train on ``train_bags``; keep the weights of the epoch with the lowest validation loss."""
     started = _time.perf_counter()
     torch.manual_seed(seed)
@@ -96,10 +102,13 @@ def fit(cfg: MilConfig, meta: dict[str, Any], train_bags: Sequence[Bag], val_bag
     model.to(device)
     if class_weights is not None:
         class_weights = class_weights.to(device)  # once: the loss would copy it every step
-    loss_fn = model.task.loss(meta.get("survival_loss") or "cox", cfg.task.ties, cfg.task.cox_weighting, class_weights, model.bin_edges)
+    loss_fn = model.task.loss(
+        meta.get("survival_loss") or "cox", cfg.task.ties, cfg.task.cox_weighting, class_weights, model.bin_edges
+    )
     # fused: one kernel for the whole update on a GPU, where a MIL step is mostly launch overhead
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay,
-                            fused=device.type == "cuda")
+    opt = torch.optim.AdamW(
+        model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay, fused=device.type == "cuda"
+    )
     y_val = torch.from_numpy(_targets(val_bags)) if val_bags else None
     train_bank = FeatureBank(train_bags, device, cfg.data.features_on_device)
     val_bank = FeatureBank(val_bags, device, cfg.data.features_on_device) if val_bags else None
@@ -122,8 +131,9 @@ def fit(cfg: MilConfig, meta: dict[str, Any], train_bags: Sequence[Bag], val_bag
             n += len(b.keys)
         row = {"epoch": float(epoch), "train_loss": float(total) / max(n, 1)}
         if y_val is not None and val_bank is not None:
-            out = forward_all(model, val_bank, cfg.data.batch_size, cfg.train.bag_forward,
-                              cfg.train.per_bag_min_instances)
+            out = forward_all(
+                model, val_bank, cfg.data.batch_size, cfg.train.bag_forward, cfg.train.per_bag_min_instances
+            )
             y = y_val.long() if y_val.dtype in (torch.int32, torch.int64) else y_val.float()
             row["val_loss"] = float(loss_fn(out.to(device), _loss_target(model, y.to(device))))
             if row["val_loss"] < best_val - 1e-6:
@@ -147,7 +157,9 @@ def fit(cfg: MilConfig, meta: dict[str, Any], train_bags: Sequence[Bag], val_bag
 
 
 @torch.no_grad()
-def predict_bags(model: MILModel, bags: Sequence[Bag], batch_size: int, device: torch.device | str = "cpu", keep_scores: bool = False) -> dict[str, Any]:
+def predict_bags(
+    model: MILModel, bags: Sequence[Bag], batch_size: int, device: torch.device | str = "cpu", keep_scores: bool = False
+) -> dict[str, Any]:
     """Named predictions (prob / value / risk / survival) per bag; attention scores on request."""
     model.eval().to(device)
     per_bag: list[dict[str, np.ndarray]] = [{} for _ in bags]

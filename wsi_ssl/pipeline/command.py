@@ -14,7 +14,6 @@ from typing import Any
 from wsi_ssl.pipeline.layout import STAGES
 
 
-
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "run",
@@ -25,12 +24,27 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("pipeline", help="pipeline YAML, e.g. pipelines/quickstart.yaml or pipelines/cohort.yaml")
     p.add_argument("--out", default=None, help="run dir (overrides the pipeline's out:)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a pipeline key, e.g. --set cohort.demo.slides=12 (repeatable)")
-    p.add_argument("--stop-after", choices=STAGES, default=None,
-                   help="stop once this stage is complete (a later run resumes at the next one)")
-    p.add_argument("--force", action="append", choices=STAGES, default=[],
-                   help="run this stage even if its outputs look complete (the stage still skips its finished work)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a pipeline key, e.g. --set cohort.demo.slides=12 (repeatable)",
+    )
+    p.add_argument(
+        "--stop-after",
+        choices=STAGES,
+        default=None,
+        help="stop once this stage is complete (a later run resumes at the next one)",
+    )
+    p.add_argument(
+        "--force",
+        action="append",
+        choices=STAGES,
+        default=[],
+        help="run this stage even if its outputs look complete (the stage still skips its finished work)",
+    )
     p.set_defaults(func=run)
 
 
@@ -50,8 +64,10 @@ def run(args: argparse.Namespace) -> int:
         return 1
     minutes = (time.perf_counter() - started) / 60
     ran = [s.name for s in result.stages if s.status == "ran"]
-    print(f"[pipeline] {len(ran)} stage(s) ran ({', '.join(ran) or 'none'}), "
-          f"{len(result.stages) - len(ran)} skipped, {minutes:.1f} min; run dir {result.root}")
+    print(
+        f"[pipeline] {len(ran)} stage(s) ran ({', '.join(ran) or 'none'}), "
+        f"{len(result.stages) - len(ran)} skipped, {minutes:.1f} min; run dir {result.root}"
+    )
     if result.stopped_after:
         return 0
     sys.stderr.flush()  # stage logs first: the headline must be the run's last lines, also in a log file

@@ -38,7 +38,7 @@ class CohortConfig(StrictModel):
     table: str | None = None
 
     @model_validator(mode="after")
-    def _one_source(self) -> "CohortConfig":
+    def _one_source(self) -> CohortConfig:
         if self.demo is None and not self.table:
             raise ValueError("give cohort.demo (a generated cohort) or cohort.table (your slide table CSV)")
         if self.demo is not None and (self.table or self.slides):
@@ -66,7 +66,7 @@ class PretrainStage(StageConfig):
     encoder: str | None = None
 
     @model_validator(mode="after")
-    def _config_or_encoder(self) -> "PretrainStage":
+    def _config_or_encoder(self) -> PretrainStage:
         if not self.config and not self.encoder:
             raise ValueError("pretrain needs a config (configs/pretrain/*.yaml) or an existing encoder dir")
         return self
@@ -95,7 +95,7 @@ class PipelineConfig(StrictModel):
     min_slides: int = Field(4, ge=2)  # fewer tiled slides than this stops the run (MIL needs folds)
 
     @model_validator(mode="after")
-    def _tasks(self) -> "PipelineConfig":
+    def _tasks(self) -> PipelineConfig:
         if not self.mil:
             raise ValueError("mil: name at least one task, e.g. biomarker: {config: configs/mil/abmil_biomarker.yaml}")
         for name in self.mil:
@@ -129,8 +129,10 @@ def load_pipeline(path: str | Path, overrides: list[str] | None = None, out: str
     if cfg.cohort.table and not Path(cfg.cohort.table).expanduser().is_file():
         missing.append(f"  cohort.table: file not found: {cfg.cohort.table}")
     if cfg.pretrain.encoder and not _is_encoder(cfg.pretrain.encoder):
-        missing.append(f"  pretrain.encoder: not an encoder dir (no config.json) nor a preset "
-                       f"(wsi-ssl encoders list): {cfg.pretrain.encoder}")
+        missing.append(
+            f"  pretrain.encoder: not an encoder dir (no config.json) nor a preset "
+            f"(wsi-ssl encoders list): {cfg.pretrain.encoder}"
+        )
     if missing:
         raise ConfigError(f"invalid pipeline ({path}):\n" + "\n".join(missing))
     return cfg

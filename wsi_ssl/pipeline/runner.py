@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from wsi_ssl.pipeline import stages as st
 from wsi_ssl.pipeline.config import PipelineConfig
@@ -61,9 +61,13 @@ class Pipeline(Run):
                 return result
         result.headline = headline(self)
         result.report = build_report(self, result)
-        (self.layout.root / "summary.json").write_text(json.dumps({
-            "stages": [vars(s) for s in result.stages], "headline": result.headline,
-            "report": str(result.report)}, indent=2, default=float))
+        (self.layout.root / "summary.json").write_text(
+            json.dumps(
+                {"stages": [vars(s) for s in result.stages], "headline": result.headline, "report": str(result.report)},
+                indent=2,
+                default=float,
+            )
+        )
         return result
 
     def earlier_seconds(self) -> dict[str, float]:

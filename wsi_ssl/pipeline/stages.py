@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import csv
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from wsi_ssl.pipeline.layout import PipelineError, Run
 
@@ -34,8 +34,10 @@ def call_stage(argv: list[str], what: str, ok_codes: tuple[int, ...] = (0,)) -> 
     except SystemExit as exc:  # argparse errors and stages that exit with a message
         rc = exc.code if isinstance(exc.code, int) else 1
     if rc not in ok_codes:
-        raise PipelineError(f"{what} failed (exit code {rc}); the messages above say why. "
-                            "Fix it and rerun the same command: finished stages are skipped.")
+        raise PipelineError(
+            f"{what} failed (exit code {rc}); the messages above say why. "
+            "Fix it and rerun the same command: finished stages are skipped."
+        )
     return rc
 
 
@@ -63,9 +65,28 @@ def run_cohort(p: Run) -> None:
     d = p.cfg.cohort.demo
     if d is None:
         raise PipelineError(f"cohort.table {p.cohort_table()} does not exist")
-    call_stage(["demo-cohort", "--out", str(p.layout.cohort), "--slides", str(d.slides), "--seed", str(d.seed),
-                "--width", str(d.width), "--height", str(d.height), "--mpp", str(d.mpp),
-                "--slides-per-patient", str(d.slides_per_patient), "--workers", str(d.workers)], "demo-cohort")
+    call_stage(
+        [
+            "demo-cohort",
+            "--out",
+            str(p.layout.cohort),
+            "--slides",
+            str(d.slides),
+            "--seed",
+            str(d.seed),
+            "--width",
+            str(d.width),
+            "--height",
+            str(d.height),
+            "--mpp",
+            str(d.mpp),
+            "--slides-per-patient",
+            str(d.slides_per_patient),
+            "--workers",
+            str(d.workers),
+        ],
+        "demo-cohort",
+    )
 
 
 def tiled_ids(p: Run) -> list[str]:
@@ -83,16 +104,25 @@ def check_tile(p: Run) -> tuple[bool, str]:
 def run_tile(p: Run) -> None:
     inputs = p.cfg.cohort.slides or [str(p.cohort_table())]
     # Exit 1 = some slides failed: the manifest says which; the others go on (checked below).
-    call_stage(["tile", *inputs, "--out", str(p.layout.tiles), *p.cfg.tile.argv(p.config_path(p.cfg.tile))],
-               "wsi-ssl tile", ok_codes=(0, 1))
+    call_stage(
+        ["tile", *inputs, "--out", str(p.layout.tiles), *p.cfg.tile.argv(p.config_path(p.cfg.tile))],
+        "wsi-ssl tile",
+        ok_codes=(0, 1),
+    )
     done, wanted = len(tiled_ids(p)), len(read_ids(p.cohort_table()))
     write_tiled_table(p)
     if done < p.cfg.min_slides:
-        raise PipelineError(f"only {done} of {wanted} slides were tiled (min_slides {p.cfg.min_slides}); "
-                            f"see {p.layout.tiles / 'manifest.csv'}")
+        raise PipelineError(
+            f"only {done} of {wanted} slides were tiled (min_slides {p.cfg.min_slides}); "
+            f"see {p.layout.tiles / 'manifest.csv'}"
+        )
     if done < wanted:
-        log.warning("%d of %d slides failed to tile and are left out (see %s)", wanted - done, wanted,
-                    p.layout.tiles / "manifest.csv")
+        log.warning(
+            "%d of %d slides failed to tile and are left out (see %s)",
+            wanted - done,
+            wanted,
+            p.layout.tiles / "manifest.csv",
+        )
 
 
 def check_tile_partial(p: Run) -> tuple[bool, str]:
@@ -134,8 +164,14 @@ def check_pretrain(p: Run) -> tuple[bool, str]:
 
 
 def run_pretrain(p: Run) -> None:
-    argv = ["pretrain", "--tiles", str(p.layout.tiles), "--out", str(p.layout.pretrain),
-            *p.cfg.pretrain.argv(p.config_path(p.cfg.pretrain))]
+    argv = [
+        "pretrain",
+        "--tiles",
+        str(p.layout.tiles),
+        "--out",
+        str(p.layout.pretrain),
+        *p.cfg.pretrain.argv(p.config_path(p.cfg.pretrain)),
+    ]
     if (p.layout.pretrain / "checkpoints" / "last.ckpt").is_file():
         argv.append("--resume")  # an interrupted run: continue at its last checkpoint
     call_stage(argv, "wsi-ssl pretrain")
@@ -154,8 +190,10 @@ def check_encoders(p: Run) -> tuple[bool, str]:
 
 def run_encoders(p: Run) -> None:
     if not _encoder_ready(p, "pretrained"):
-        call_stage(["export", str(p.layout.pretrain), "--out", str(p.layout.encoder("pretrained")),
-                    "--name", "pretrained"], "wsi-ssl export")
+        call_stage(
+            ["export", str(p.layout.pretrain), "--out", str(p.layout.encoder("pretrained")), "--name", "pretrained"],
+            "wsi-ssl export",
+        )
     if "random" in p.kinds and not _encoder_ready(p, "random"):
         write_random_encoder(p.layout.encoder_spec("pretrained"), p.layout.encoder("random"))
 
@@ -174,22 +212,43 @@ def write_random_encoder(pretrained: str | Path, out: Path, seed: int = 0) -> No
         raise ValueError(f"{pretrained}: not an encoder dir or preset")
     torch.manual_seed(seed)
     model = backbone_from_config(config)
-    random_config = config.model_copy(update={"method": "random", "steps": 0, "name": "random", "sha256": "",
-                                              "preset": "", "revision": "", "init_from": ""})
+    random_config = config.model_copy(
+        update={
+            "method": "random",
+            "steps": 0,
+            "name": "random",
+            "sha256": "",
+            "preset": "",
+            "revision": "",
+            "init_from": "",
+        }
+    )
     save_encoder(model.eval(), out, random_config)
 
 
 def check_embed(p: Run) -> tuple[bool, str]:
     ids = tiled_ids(p)
     counts = {k: sum((p.layout.features(k) / f"{sid}.h5").is_file() for sid in ids) for k in p.kinds}
-    return all(n == len(ids) for n in counts.values()), ", ".join(f"{k} {n}/{len(ids)} slides" for k, n in counts.items())
+    return all(n == len(ids) for n in counts.values()), ", ".join(
+        f"{k} {n}/{len(ids)} slides" for k, n in counts.items()
+    )
 
 
 def run_embed(p: Run) -> None:
     for kind in p.kinds:
-        call_stage(["embed", "--tiles", str(p.layout.tiles), "--encoder", p.layout.encoder_spec(kind),
-                    "--out", str(p.layout.features(kind)), *p.cfg.embed.argv(p.config_path(p.cfg.embed))],
-                   f"wsi-ssl embed ({kind} encoder)")
+        call_stage(
+            [
+                "embed",
+                "--tiles",
+                str(p.layout.tiles),
+                "--encoder",
+                p.layout.encoder_spec(kind),
+                "--out",
+                str(p.layout.features(kind)),
+                *p.cfg.embed.argv(p.config_path(p.cfg.embed)),
+            ],
+            f"wsi-ssl embed ({kind} encoder)",
+        )
 
 
 def check_mil(p: Run) -> tuple[bool, str]:
@@ -203,14 +262,35 @@ def run_mil(p: Run) -> None:
         for task, stage in p.cfg.mil.items():
             if (p.layout.mil(kind, task) / "metrics.json").is_file():
                 continue
-            argv = ["mil", "train", "--features", str(p.layout.features(kind)), "--slides", str(p.layout.table),
-                    "--out", str(p.layout.mil(kind, task)), *stage.argv(p.config_path(stage))]
+            argv = [
+                "mil",
+                "train",
+                "--features",
+                str(p.layout.features(kind)),
+                "--slides",
+                str(p.layout.table),
+                "--out",
+                str(p.layout.mil(kind, task)),
+                *stage.argv(p.config_path(stage)),
+            ]
             if kind == "random":
                 argv += ["--set", "eval.heatmaps=0"]  # the baseline's attention is not worth drawing
             call_stage(argv, f"wsi-ssl mil train ({task}, {kind} encoder)")
 
 
-CHECKS: dict[str, Check] = {"cohort": check_cohort, "tile": check_tile_partial, "pretrain": check_pretrain,
-                            "encoders": check_encoders, "embed": check_embed, "mil": check_mil}
-RUNS: dict[str, Callable[[Run], None]] = {"cohort": run_cohort, "tile": run_tile, "pretrain": run_pretrain,
-                                                 "encoders": run_encoders, "embed": run_embed, "mil": run_mil}
+CHECKS: dict[str, Check] = {
+    "cohort": check_cohort,
+    "tile": check_tile_partial,
+    "pretrain": check_pretrain,
+    "encoders": check_encoders,
+    "embed": check_embed,
+    "mil": check_mil,
+}
+RUNS: dict[str, Callable[[Run], None]] = {
+    "cohort": run_cohort,
+    "tile": run_tile,
+    "pretrain": run_pretrain,
+    "encoders": run_encoders,
+    "embed": run_embed,
+    "mil": run_mil,
+}

@@ -20,9 +20,7 @@ import torch.nn.functional as F
 from wsi_ssl.pretrain.config import AugmentConfig
 
 # skimage.color.rgb_from_hed: rows are the H, E and DAB stain vectors in RGB optical density.
-RGB_FROM_HED = torch.tensor(
-    [[0.65, 0.70, 0.29], [0.07, 0.99, 0.11], [0.27, 0.57, 0.78]], dtype=torch.float64
-)
+RGB_FROM_HED = torch.tensor([[0.65, 0.70, 0.29], [0.07, 0.99, 0.11], [0.27, 0.57, 0.78]], dtype=torch.float64)
 HED_FROM_RGB = torch.linalg.inv(RGB_FROM_HED)
 _LOG_ADJUST = math.log(1e-6)  # skimage's floor for optical density
 
@@ -58,9 +56,7 @@ def hed_to_rgb(h: torch.Tensor) -> torch.Tensor:
     return torch.exp(od).clamp(0, 1)
 
 
-def hed_jitter(
-    x: torch.Tensor, sigma: float, bias: float, generator: torch.Generator | None = None
-) -> torch.Tensor:
+def hed_jitter(x: torch.Tensor, sigma: float, bias: float, generator: torch.Generator | None = None) -> torch.Tensor:
     """Scale each stain by 1 + N(0, sigma) and shift it by N(0, bias), per sample.
 
     Done as one per-sample 3x3 map in optical-density space: with row vectors, ``hed = od @ Minv``
@@ -84,7 +80,7 @@ def hed_jitter(
 
 
 def _gray(x: torch.Tensor) -> torch.Tensor:
-    return (0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3])
+    return 0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
 
 
 def _hue_matrix(angle: torch.Tensor) -> torch.Tensor:

@@ -156,7 +156,7 @@ class PretrainConfig(StrictModel):
         return value
 
     @model_validator(mode="after")
-    def _from_preset(self) -> "PretrainConfig":
+    def _from_preset(self) -> PretrainConfig:
         """``backbone.init``: the preset's architecture and input statistics, so its weights see what they know."""
         if not self.backbone.init:
             return self
@@ -165,22 +165,28 @@ class PretrainConfig(StrictModel):
         try:
             preset = get_preset(self.backbone.init)
         except KeyError:
-            raise ValueError(f"backbone.init: no encoder preset {self.backbone.init!r}; known: {', '.join(preset_names())}") from None
+            raise ValueError(
+                f"backbone.init: no encoder preset {self.backbone.init!r}; known: {', '.join(preset_names())}"
+            ) from None
         try:
             as_timm = preset.as_timm()  # a transformers DINOv2 preset trains as the same timm model
         except ValueError:
             timm_ones = [n for n in preset_names() if get_preset(n).builder == "timm" or get_preset(n).timm_equivalent]
-            raise ValueError(f"backbone.init: {preset.name} is not a timm model ({preset.builder}) and has no timm "
-                             f"equivalent; continued pretraining starts from one of: {', '.join(timm_ones)}") from None
+            raise ValueError(
+                f"backbone.init: {preset.name} is not a timm model ({preset.builder}) and has no timm "
+                f"equivalent; continued pretraining starts from one of: {', '.join(timm_ones)}"
+            ) from None
         if "arch" in self.backbone.model_fields_set and self.backbone.arch != as_timm.arch:
-            raise ValueError(f"backbone.arch {self.backbone.arch!r} contradicts backbone.init={preset.name} ({as_timm.arch})")
+            raise ValueError(
+                f"backbone.arch {self.backbone.arch!r} contradicts backbone.init={preset.name} ({as_timm.arch})"
+            )
         # Assigned on the sections' dicts so validate_assignment does not re-enter this validator.
         self.backbone.__dict__.update(arch=as_timm.arch, kwargs={**as_timm.kwargs, **self.backbone.kwargs})
         self.augment.__dict__.update(mean=tuple(preset.mean), std=tuple(preset.std))
         return self
 
     @model_validator(mode="after")
-    def _check(self) -> "PretrainConfig":
+    def _check(self) -> PretrainConfig:
         for name in ("global_scale", "local_scale"):
             lo, hi = getattr(self.crops, name)
             if not 0.0 < lo <= hi <= 1.0:

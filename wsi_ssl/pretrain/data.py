@@ -8,9 +8,9 @@ DDP each rank draws a disjoint, equal-sized slice of every epoch's permutation.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import lightning as L
 import numpy as np
@@ -48,7 +48,7 @@ class TileIndex:
     mpp: float | None
 
     @classmethod
-    def build(cls, paths: Sequence[Path], min_tissue: float = 0.0) -> "TileIndex":
+    def build(cls, paths: Sequence[Path], min_tissue: float = 0.0) -> TileIndex:
         store_parts, tile_parts = [], []
         sizes: dict[int, Path] = {}
         mpps: set[float] = set()
@@ -161,13 +161,20 @@ class PretrainDataModule(L.LightningDataModule):
         super().__init__()
         self.dataset, self.batch_size, self.num_workers, self.seed = dataset, batch_size, num_workers, seed
         if len(dataset) < batch_size:
-            raise TileStoreError(f"only {len(dataset)} training tiles for data.batch_size={batch_size}; lower the batch size")
+            raise TileStoreError(
+                f"only {len(dataset)} training tiles for data.batch_size={batch_size}; lower the batch size"
+            )
 
     def loader(self, rank: int, world_size: int) -> torch.utils.data.DataLoader:
         sampler = ShardedEpochSampler(len(self.dataset), rank, world_size, self.seed)
         return torch.utils.data.DataLoader(
-            self.dataset, batch_size=self.batch_size, sampler=sampler, num_workers=self.num_workers,
-            drop_last=True, pin_memory=torch.cuda.is_available(), persistent_workers=self.num_workers > 0,
+            self.dataset,
+            batch_size=self.batch_size,
+            sampler=sampler,
+            num_workers=self.num_workers,
+            drop_last=True,
+            pin_memory=torch.cuda.is_available(),
+            persistent_workers=self.num_workers > 0,
             prefetch_factor=4 if self.num_workers > 0 else None,
         )
 

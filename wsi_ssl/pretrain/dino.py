@@ -37,8 +37,9 @@ class DINOLoss(nn.Module):
     def teacher_probs(self, teacher_logits: torch.Tensor, teacher_temp: float) -> torch.Tensor:
         return F.softmax((teacher_logits.float() - self.center) / teacher_temp, dim=-1)
 
-    def forward(self, student_logits: torch.Tensor, teacher_logits: torch.Tensor, n_global: int,
-                teacher_temp: float) -> torch.Tensor:
+    def forward(
+        self, student_logits: torch.Tensor, teacher_logits: torch.Tensor, n_global: int, teacher_temp: float
+    ) -> torch.Tensor:
         """``student_logits``: [V*B, K] view-major, globals first; ``teacher_logits``: [G*B, K].
 
         Returns the mean over pairs (teacher view g, student view v != g) of the per-sample
@@ -60,4 +61,3 @@ class DINOLoss(nn.Module):
     def update_center(self, teacher_logits: torch.Tensor) -> None:
         batch_center = all_reduce_mean(teacher_logits.float().mean(0, keepdim=True))
         self.center.mul_(self.center_momentum).add_(batch_center, alpha=1 - self.center_momentum)
-

@@ -40,8 +40,9 @@ def export_encoder(run_or_ckpt: str | Path, out_dir: str | Path, name: str = "")
 
     ckpt = find_checkpoint(run_or_ckpt)
     try:
-        module = PretrainModule.load_from_checkpoint(str(ckpt), map_location="cpu", weights_only=False,
-                                                     load_init_weights=False)
+        module = PretrainModule.load_from_checkpoint(
+            str(ckpt), map_location="cpu", weights_only=False, load_init_weights=False
+        )
         step = int(torch.load(str(ckpt), map_location="cpu", weights_only=False).get("global_step", 0))
     except (RuntimeError, KeyError, EOFError) as exc:
         raise ValueError(f"{ckpt}: not a readable wsi-ssl pretrain checkpoint ({exc})") from None

@@ -24,7 +24,9 @@ def build_backbone(cfg: BackboneConfig, load_weights: bool = True) -> nn.Module:
 
     kwargs = resolve_timm_kwargs(backbone_kwargs(cfg))
     try:
-        model = timm.create_model(cfg.arch, pretrained=False, num_classes=0, drop_path_rate=cfg.drop_path_rate, **kwargs)
+        model = timm.create_model(
+            cfg.arch, pretrained=False, num_classes=0, drop_path_rate=cfg.drop_path_rate, **kwargs
+        )
     except Exception as exc:
         raise ValueError(f"backbone: timm cannot build {cfg.arch!r} with {kwargs}: {exc}") from None
     if load_weights and cfg.init:
@@ -102,14 +104,23 @@ def load_backbone_weights(model: nn.Module, path: str) -> None:
     missing, unexpected = model.load_state_dict(state, strict=False)
     unexpected = [k for k in unexpected if not k.startswith(("head.", "fc.", "classifier."))]
     if missing or unexpected:
-        raise ValueError(f"backbone.weights {p}: does not fit the architecture: missing {missing[:5]}, unexpected {unexpected[:5]}")
+        raise ValueError(
+            f"backbone.weights {p}: does not fit the architecture: missing {missing[:5]}, unexpected {unexpected[:5]}"
+        )
 
 
 class DINOHead(nn.Module):
     """MLP (3 layers, GELU) -> bottleneck -> L2 norm -> weight-normalised prototypes."""
 
-    def __init__(self, in_dim: int, out_dim: int, hidden_dim: int = 2048, bottleneck_dim: int = 256,
-                 norm_last_layer: bool = True, n_layers: int = 3) -> None:
+    def __init__(
+        self,
+        in_dim: int,
+        out_dim: int,
+        hidden_dim: int = 2048,
+        bottleneck_dim: int = 256,
+        norm_last_layer: bool = True,
+        n_layers: int = 3,
+    ) -> None:
         super().__init__()
         layers: list[nn.Module] = [nn.Linear(in_dim, hidden_dim), nn.GELU()]
         for _ in range(n_layers - 2):

@@ -20,8 +20,9 @@ def num_prefix_tokens(backbone: nn.Module) -> int:
     return int(getattr(backbone, "num_prefix_tokens", 1))
 
 
-def vit_tokens(backbone: Any, x: torch.Tensor, mask: torch.Tensor | None = None,
-               mask_token: torch.Tensor | None = None) -> torch.Tensor:
+def vit_tokens(
+    backbone: Any, x: torch.Tensor, mask: torch.Tensor | None = None, mask_token: torch.Tensor | None = None
+) -> torch.Tensor:
     """All output tokens [B, prefix + N, D] of a timm VisionTransformer.
 
     With ``mask`` [B, N] (True = masked) the masked patch embeddings are replaced by
@@ -41,8 +42,14 @@ def vit_tokens(backbone: Any, x: torch.Tensor, mask: torch.Tensor | None = None,
     return backbone.norm(t)  # type: ignore[operator]
 
 
-def random_patch_mask(batch: int, n_patches: int, ratio: tuple[float, float], prob: float,
-                      device: torch.device, generator: torch.Generator | None = None) -> torch.Tensor:
+def random_patch_mask(
+    batch: int,
+    n_patches: int,
+    ratio: tuple[float, float],
+    prob: float,
+    device: torch.device,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """[B, N] bool; a ``prob`` share of samples get a ratio ~ U(ratio) of their patches masked."""
     r = ratio[0] + (ratio[1] - ratio[0]) * torch.rand(batch, 1, device=device, generator=generator)
     r = torch.where(torch.rand(batch, 1, device=device, generator=generator) < prob, r, torch.zeros_like(r))
@@ -63,8 +70,13 @@ class IBOTPatchLoss(nn.Module):
         self.center_momentum = center_momentum
         self.register_buffer("center", torch.zeros(1, 1, out_dim))
 
-    def forward(self, student_patch_logits: torch.Tensor, teacher_patch_logits: torch.Tensor,
-                mask: torch.Tensor, teacher_temp: float) -> torch.Tensor:
+    def forward(
+        self,
+        student_patch_logits: torch.Tensor,
+        teacher_patch_logits: torch.Tensor,
+        mask: torch.Tensor,
+        teacher_temp: float,
+    ) -> torch.Tensor:
         """Logits [B, N, K] for the same global views; ``mask`` [B, N] marks the student's masked patches."""
         q = F.softmax((teacher_patch_logits.float() - self.center) / teacher_temp, dim=-1)
         logp = F.log_softmax(student_patch_logits.float() / self.student_temp, dim=-1)
@@ -76,8 +88,9 @@ class IBOTPatchLoss(nn.Module):
         self.update_center(teacher_patch_logits)
         return loss
 
-    def forward_flat(self, student_masked: torch.Tensor, teacher_masked: torch.Tensor, mask: torch.Tensor,
-                     teacher_temp: float) -> torch.Tensor:
+    def forward_flat(
+        self, student_masked: torch.Tensor, teacher_masked: torch.Tensor, mask: torch.Tensor, teacher_temp: float
+    ) -> torch.Tensor:
         """Same loss from the masked tokens only ([M, K], in ``mask.nonzero()`` order).
 
         Running the heads on masked tokens alone saves most of the head cost (DINOv2 does this);

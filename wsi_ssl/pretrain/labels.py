@@ -108,8 +108,12 @@ class TileLabelProvider(LabelProvider):
         if ok.sum() < self.min_tiles or len(np.unique(labels[ok])) < 2:
             return None
         names = list(self.classes)
-        log.info("kNN on %d %s with known classes (%s)", int(ok.sum()), self.description,
-                 ", ".join(f"{names[c]}={int((labels == c).sum())}" for c in np.unique(labels[ok])))
+        log.info(
+            "kNN on %d %s with known classes (%s)",
+            int(ok.sum()),
+            self.description,
+            ", ".join(f"{names[c]}={int((labels == c).sum())}" for c in np.unique(labels[ok])),
+        )
         return LabelledTiles(held_out.images[torch.from_numpy(ok)], torch.from_numpy(labels[ok]), names, st[ok])
 
 
@@ -161,8 +165,9 @@ def load_labelled_images(source: str | Path, size: int, max_tiles: int, seed: in
     classes = sorted({lab for _, lab in items})
     images = np.stack([_read_image(p, size) for p, _ in items])
     labels = torch.tensor([classes.index(lab) for _, lab in items])
-    return LabelledTiles(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), labels, classes,
-                         np.arange(len(items)))
+    return LabelledTiles(
+        torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), labels, classes, np.arange(len(items))
+    )
 
 
 _BUILT_IN = {

@@ -23,8 +23,9 @@ def patchify(x: torch.Tensor, p: int) -> torch.Tensor:
     return x.permute(0, 2, 4, 3, 5, 1).reshape(b, (h // p) * (w // p), p * p * c)
 
 
-def random_keep(batch: int, n: int, ratio: float, device: torch.device,
-                generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def random_keep(
+    batch: int, n: int, ratio: float, device: torch.device, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Indices of kept patches [B, n_keep] and the mask [B, N] (True = masked, to reconstruct)."""
     n_keep = max(1, int(round(n * (1 - ratio))))
     noise = torch.rand(batch, n, device=device, generator=generator)
@@ -46,7 +47,9 @@ class MAEDecoder(nn.Module):
         self.embed = nn.Linear(enc_dim, d)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, d))
         self.pos = nn.Parameter(torch.zeros(1, n_patches, d))
-        self.blocks = nn.Sequential(*[Block(d, cfg.decoder_heads, mlp_ratio=4.0, qkv_bias=True) for _ in range(cfg.decoder_depth)])
+        self.blocks = nn.Sequential(
+            *[Block(d, cfg.decoder_heads, mlp_ratio=4.0, qkv_bias=True) for _ in range(cfg.decoder_depth)]
+        )
         self.norm = nn.LayerNorm(d)
         self.pred = nn.Linear(d, patch_size * patch_size * 3)
         nn.init.normal_(self.mask_token, std=0.02)

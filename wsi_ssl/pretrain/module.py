@@ -71,7 +71,9 @@ class PretrainModule(L.LightningModule):
         o = self.cfg.optim
         peak = o.lr * (self.batch_scale if o.scale_lr_by_batch else 1.0)
         if o.schedule == "infinite":
-            return schedules.warmup_constant_cooldown(step, self.total_steps, o.warmup_steps, o.cooldown_steps, peak, o.min_lr)
+            return schedules.warmup_constant_cooldown(
+                step, self.total_steps, o.warmup_steps, o.cooldown_steps, peak, o.min_lr
+            )
         return schedules.warmup_cosine(step, self.total_steps, o.warmup_steps, peak, o.min_lr)
 
     def wd_at(self, step: int) -> float:

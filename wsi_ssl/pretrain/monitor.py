@@ -30,8 +30,14 @@ def rankme(embeddings: torch.Tensor, eps: float = 1e-7) -> float:
     return float(torch.exp(-(p * torch.log(p)).sum()))
 
 
-def knn_accuracy(train: torch.Tensor, train_y: torch.Tensor, test: torch.Tensor, test_y: torch.Tensor,
-                 k: int = 20, temperature: float = 0.07) -> float:
+def knn_accuracy(
+    train: torch.Tensor,
+    train_y: torch.Tensor,
+    test: torch.Tensor,
+    test_y: torch.Tensor,
+    k: int = 20,
+    temperature: float = 0.07,
+) -> float:
     """Weighted kNN (cosine, exp(sim / T) votes) accuracy of ``test`` against ``train``."""
     train = F.normalize(train.float(), dim=-1)
     test = F.normalize(test.float(), dim=-1)
@@ -43,8 +49,9 @@ def knn_accuracy(train: torch.Tensor, train_y: torch.Tensor, test: torch.Tensor,
     return float((votes.argmax(1) == test_y).float().mean())
 
 
-def knn_leave_group_out(emb: torch.Tensor, labels: torch.Tensor, groups: np.ndarray, k: int = 20,
-                        temperature: float = 0.07) -> float:
+def knn_leave_group_out(
+    emb: torch.Tensor, labels: torch.Tensor, groups: np.ndarray, k: int = 20, temperature: float = 0.07
+) -> float:
     """kNN accuracy where every tile is a query against the tiles of *other* groups (slides).
 
     Neighbours from the query's own slide are excluded, so adjacent, near-identical tiles of one
@@ -91,8 +98,14 @@ class Embedder:
 class MonitorCallback(L.Callback):
     """Logs RankMe (teacher and student) and kNN accuracy at step 0, every N steps and at the end."""
 
-    def __init__(self, holdout: torch.Tensor, embedder: Embedder, every: int,
-                 knn_sets: dict[str, LabelledTiles] | None = None, k: int = 20) -> None:
+    def __init__(
+        self,
+        holdout: torch.Tensor,
+        embedder: Embedder,
+        every: int,
+        knn_sets: dict[str, LabelledTiles] | None = None,
+        k: int = 20,
+    ) -> None:
         self.holdout = holdout
         self.embedder = embedder
         self.every = every
@@ -129,8 +142,9 @@ class MonitorCallback(L.Callback):
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._run(trainer, pl_module)
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
-                           batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         if trainer.global_step % self.every == 0:
             self._run(trainer, pl_module)
 

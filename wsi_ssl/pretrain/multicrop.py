@@ -79,8 +79,9 @@ class MultiCrop:
         return Views(g, loc, c.n_global, c.n_local)
 
 
-def single_view(tiles: torch.Tensor, size: int, aug: AugmentConfig, train: bool,
-                generator: torch.Generator | None = None) -> torch.Tensor:
+def single_view(
+    tiles: torch.Tensor, size: int, aug: AugmentConfig, train: bool, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """One view per tile (MAE training, or evaluation when ``train`` is False: resize + normalise)."""
     x = tiles.float() / 255.0 if tiles.dtype == torch.uint8 else tiles.float()
     if train:

@@ -54,7 +54,7 @@ def plot_curves(run_dir: str | Path, out: str | Path | None = None) -> Path | No
     cols = min(4, len(panels))
     rows = -(-len(panels) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False)
-    for ax in axes.flat[len(panels):]:
+    for ax in axes.flat[len(panels) :]:
         ax.axis("off")
     for ax, (title, keys) in zip(axes.flat, panels):
         for key in sorted(keys):

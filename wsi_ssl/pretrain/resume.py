@@ -29,9 +29,21 @@ log = logging.getLogger(__name__)
 
 # Keys that steer the run, not what it learns: they may differ on resume without a warning.
 RUN_CONTROL_KEYS = (
-    "trainer.max_steps", "trainer.max_minutes", "trainer.ckpt_every", "trainer.val_every", "trainer.log_every",
-    "trainer.threads", "trainer.devices", "trainer.num_nodes", "trainer.accelerator", "trainer.strategy",
-    "trainer.precision", "trainer.compile", "data.num_workers", "data.tiles", "monitor.",
+    "trainer.max_steps",
+    "trainer.max_minutes",
+    "trainer.ckpt_every",
+    "trainer.val_every",
+    "trainer.log_every",
+    "trainer.threads",
+    "trainer.devices",
+    "trainer.num_nodes",
+    "trainer.accelerator",
+    "trainer.strategy",
+    "trainer.precision",
+    "trainer.compile",
+    "data.num_workers",
+    "data.tiles",
+    "monitor.",
 )
 
 
@@ -57,8 +69,10 @@ def find_resume_point(ckpt_dir: Path, last: Path, must_resume: bool) -> ResumePo
         raise RunDirError(f"--resume: no checkpoint at {last}; start the run without --resume")
     others = sorted(ckpt_dir.glob("*.ckpt")) if ckpt_dir.is_dir() else []
     if others:
-        raise RunDirError(f"{ckpt_dir} has checkpoints ({others[-1].name}) but no {last.name}; copy the one to "
-                          f"continue from to {last} or choose another --out")
+        raise RunDirError(
+            f"{ckpt_dir} has checkpoints ({others[-1].name}) but no {last.name}; copy the one to "
+            f"continue from to {last} or choose another --out"
+        )
     return None
 
 
@@ -72,8 +86,9 @@ def read_resume_point(path: Path) -> ResumePoint:
         shapes = {k: tuple(v.shape) for k, v in ckpt["state_dict"].items()}
         step = int(ckpt.get("global_step", 0))
     except (RuntimeError, KeyError, TypeError, EOFError) as exc:
-        raise RunDirError(f"{path}: not a readable wsi-ssl pretrain checkpoint ({exc}); move it away or "
-                          "choose another --out") from None
+        raise RunDirError(
+            f"{path}: not a readable wsi-ssl pretrain checkpoint ({exc}); move it away or choose another --out"
+        ) from None
     return ResumePoint(path, step, config, shapes)
 
 
@@ -98,8 +113,11 @@ def config_changes(old: dict[str, Any], new: PretrainConfig) -> dict[str, tuple[
     except ValueError:
         old_flat = _flatten(old)
     new_flat = _flatten(new.model_dump(mode="json"))
-    return {k: (old_flat.get(k), new_flat.get(k)) for k in sorted(set(old_flat) | set(new_flat))
-            if old_flat.get(k) != new_flat.get(k)}
+    return {
+        k: (old_flat.get(k), new_flat.get(k))
+        for k in sorted(set(old_flat) | set(new_flat))
+        if old_flat.get(k) != new_flat.get(k)
+    }
 
 
 def is_run_control(key: str) -> bool:
@@ -123,8 +141,11 @@ def announce_changes(point: ResumePoint, changes: dict[str, tuple[Any, Any]]) ->
     if steering:
         log.info("resumed with new run settings: %s", _describe(steering))
     if learnt:
-        log.warning("the config differs from the checkpoint's; the new values apply from step %d on: %s",
-                    point.step, _describe(learnt))
+        log.warning(
+            "the config differs from the checkpoint's; the new values apply from step %d on: %s",
+            point.step,
+            _describe(learnt),
+        )
 
 
 def check_fits(point: ResumePoint, shapes: dict[str, tuple[int, ...]], changes: dict[str, tuple[Any, Any]]) -> None:
@@ -134,9 +155,17 @@ def check_fits(point: ResumePoint, shapes: dict[str, tuple[int, ...]], changes: 
     missing = sorted(set(shapes) - set(point.state_shapes))
     extra = sorted(set(point.state_shapes) - set(shapes))
     resized = sorted(k for k in set(shapes) & set(point.state_shapes) if shapes[k] != point.state_shapes[k])
-    detail = "; ".join(f"{what}: {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}"
-                       for what, keys in (("not in the checkpoint", missing), ("only in the checkpoint", extra),
-                                          ("other shapes", resized)) if keys)
+    detail = "; ".join(
+        f"{what}: {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}"
+        for what, keys in (
+            ("not in the checkpoint", missing),
+            ("only in the checkpoint", extra),
+            ("other shapes", resized),
+        )
+        if keys
+    )
     culprits = {k: v for k, v in changes.items() if not is_run_control(k)}
-    raise RunDirError(f"{point.path}: the config builds other networks than the checkpoint holds ({detail}); "
-                      f"changed keys: {_describe(culprits) or 'none'}. Restore them or choose another --out")
+    raise RunDirError(
+        f"{point.path}: the config builds other networks than the checkpoint holds ({detail}); "
+        f"changed keys: {_describe(culprits) or 'none'}. Restore them or choose another --out"
+    )

@@ -17,8 +17,9 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from wsi_ssl.config import ConfigError, dump_config
 from wsi_ssl.pretrain.config import PretrainConfig
@@ -60,8 +61,13 @@ def _check_preset_mpp(cfg: PretrainConfig, tile_mpp: float | None) -> None:
 
     preset_mpp = get_preset(cfg.backbone.init).mpp
     if preset_mpp and abs(tile_mpp - preset_mpp) / preset_mpp > 0.10:
-        log.warning("backbone.init=%s was trained at %.3g um/px but these tiles are at %.3g um/px; continued "
-                    "pretraining will shift it to the new scale", cfg.backbone.init, preset_mpp, tile_mpp)
+        log.warning(
+            "backbone.init=%s was trained at %.3g um/px but these tiles are at %.3g um/px; continued "
+            "pretraining will shift it to the new scale",
+            cfg.backbone.init,
+            preset_mpp,
+            tile_mpp,
+        )
 
 
 def run_pretrain(cfg: PretrainConfig, tiles: Sequence[str], out: str | Path, resume: bool = False) -> Path:
@@ -94,8 +100,13 @@ def _run_pretrain(cfg: PretrainConfig, tiles: Sequence[str], run_dir: Path, must
     last = ckpt_dir / LAST_CHECKPOINT
     point = resume.find_resume_point(ckpt_dir, last, must_resume)
     if point is not None and point.step >= cfg.trainer.max_steps and (run_dir / "summary.json").is_file():
-        log.info("%s is finished: %d of trainer.max_steps=%d steps done; nothing to train (raise trainer.max_steps "
-                 "to train on, or choose another --out for a new run)", run_dir, point.step, cfg.trainer.max_steps)
+        log.info(
+            "%s is finished: %d of trainer.max_steps=%d steps done; nothing to train (raise trainer.max_steps "
+            "to train on, or choose another --out for a new run)",
+            run_dir,
+            point.step,
+            cfg.trainer.max_steps,
+        )
         return run_dir
     config_changes = resume.announce(point, cfg, run_dir) if point is not None else {}
     gpu = torch.cuda.is_available() and cfg.trainer.accelerator != "cpu"
@@ -109,8 +120,15 @@ def _run_pretrain(cfg: PretrainConfig, tiles: Sequence[str], run_dir: Path, must
         raise RunDirError("no tile stores: pass --tiles DIR... or set data.tiles in the config")
     index = TileIndex.build(resolve_stores(tile_inputs), cfg.data.min_tissue)
     train_pos, holdout_pos = index.split_holdout(cfg.data.holdout_tiles, cfg.data.seed)
-    log.info("%d tiles in %d stores (tile %d px, mpp %s): %d to train, %d held out", len(index), len(index.paths),
-             index.tile_size, index.mpp, len(train_pos), len(holdout_pos))
+    log.info(
+        "%d tiles in %d stores (tile %d px, mpp %s): %d to train, %d held out",
+        len(index),
+        len(index.paths),
+        index.tile_size,
+        index.mpp,
+        len(train_pos),
+        len(holdout_pos),
+    )
     holdout_images = TileDataset(index, holdout_pos).load_all() if len(holdout_pos) else torch.empty(0)
     knn_sets = build_knn_sets(cfg, HeldOutTiles(index, holdout_pos, holdout_images))
 
@@ -123,21 +141,43 @@ def _run_pretrain(cfg: PretrainConfig, tiles: Sequence[str], run_dir: Path, must
     run_dir.mkdir(parents=True, exist_ok=True)
     dump_config(cfg, run_dir / "config.yaml")
     data = PretrainDataModule(TileDataset(index, train_pos), cfg.data.batch_size, cfg.data.num_workers, cfg.data.seed)
-    monitor = MonitorCallback(holdout_images, Embedder(cfg.crops.global_size, cfg.augment.mean, cfg.augment.std),
-                              cfg.trainer.val_every, knn_sets, cfg.monitor.knn.k)
+    monitor = MonitorCallback(
+        holdout_images,
+        Embedder(cfg.crops.global_size, cfg.augment.mean, cfg.augment.std),
+        cfg.trainer.val_every,
+        knn_sets,
+        cfg.monitor.knn.k,
+    )
     segment = _segment(run_dir)
-    checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="step-{step:07d}", every_n_train_steps=cfg.trainer.ckpt_every,
-                                 save_top_k=1, save_last=True, auto_insert_metric_name=False)
+    checkpoint = ModelCheckpoint(
+        dirpath=ckpt_dir,
+        filename="step-{step:07d}",
+        every_n_train_steps=cfg.trainer.ckpt_every,
+        save_top_k=1,
+        save_last=True,
+        auto_insert_metric_name=False,
+    )
     t = cfg.trainer
     trainer = L.Trainer(
-        max_steps=t.max_steps, max_epochs=-1,
+        max_steps=t.max_steps,
+        max_epochs=-1,
         max_time={"minutes": t.max_minutes} if t.max_minutes else None,  # type: ignore[dict-item]
-        accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes, strategy=_strategy(cfg),
+        accelerator=t.accelerator,
+        devices=t.devices,
+        num_nodes=t.num_nodes,
+        strategy=_strategy(cfg),
         precision=resolve_precision(cfg, gpu),  # type: ignore[arg-type]
-        gradient_clip_val=cfg.optim.grad_clip or None, log_every_n_steps=t.log_every,
-        logger=[CSVLogger(run_dir, name="logs", version=segment), TensorBoardLogger(run_dir, name="tb", version=segment)],
-        callbacks=[checkpoint, monitor], use_distributed_sampler=False,
-        limit_val_batches=0, num_sanity_val_steps=0, enable_model_summary=False,
+        gradient_clip_val=cfg.optim.grad_clip or None,
+        log_every_n_steps=t.log_every,
+        logger=[
+            CSVLogger(run_dir, name="logs", version=segment),
+            TensorBoardLogger(run_dir, name="tb", version=segment),
+        ],
+        callbacks=[checkpoint, monitor],
+        use_distributed_sampler=False,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        enable_model_summary=False,
         enable_progress_bar=True,
     )
     if t.compile and gpu:
@@ -149,14 +189,27 @@ def _run_pretrain(cfg: PretrainConfig, tiles: Sequence[str], run_dir: Path, must
     if trainer.is_global_zero:
         curves = plot_curves(run_dir)
         summary: dict[str, Any] = {
-            "method": cfg.method, "steps": int(trainer.global_step), "seconds": round(seconds, 1),
-            "tiles_train": int(len(train_pos)), "tiles_holdout": int(len(holdout_pos)), "mpp": index.mpp,
+            "method": cfg.method,
+            "steps": int(trainer.global_step),
+            "seconds": round(seconds, 1),
+            "tiles_train": int(len(train_pos)),
+            "tiles_holdout": int(len(holdout_pos)),
+            "mpp": index.mpp,
             "monitor_first": monitor.history[0] if monitor.history else {},
             "monitor_last": monitor.history[-1] if monitor.history else {},
             "curves": str(curves) if curves else None,
         }
         (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
         first, lastm = summary["monitor_first"], summary["monitor_last"]
-        changes = ", ".join(f"{k.split('/')[-1]} {first[k]:.3g}->{lastm[k]:.3g}" for k in lastm if k in first and k != "step")
-        log.info("pretrain done: %s, %d steps in %.0f s; %s; run dir %s", cfg.method, trainer.global_step, seconds, changes, run_dir)
+        changes = ", ".join(
+            f"{k.split('/')[-1]} {first[k]:.3g}->{lastm[k]:.3g}" for k in lastm if k in first and k != "step"
+        )
+        log.info(
+            "pretrain done: %s, %d steps in %.0f s; %s; run dir %s",
+            cfg.method,
+            trainer.global_step,
+            seconds,
+            changes,
+            run_dir,
+        )
     return run_dir

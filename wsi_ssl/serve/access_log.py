@@ -17,9 +17,10 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Awaitable, Callable, MutableMapping
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Awaitable, Callable, MutableMapping, NamedTuple, TextIO
+from typing import Any, NamedTuple, TextIO
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

@@ -7,9 +7,10 @@ model or encoder path fails at startup with a message naming it, not on a user's
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -45,13 +46,19 @@ class BodyLimitMiddleware:
             for name, value in scope.get("headers", ()):
                 if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
                     body = json.dumps(
-                        {"error": "too_large", "detail": f"request body is {int(value)} bytes; the limit is {self.max_bytes}"}
+                        {
+                            "error": "too_large",
+                            "detail": f"request body is {int(value)} bytes; the limit is {self.max_bytes}",
+                        }
                     ).encode()
                     await send(
                         {
                             "type": "http.response.start",
                             "status": 413,
-                            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+                            "headers": [
+                                (b"content-type", b"application/json"),
+                                (b"content-length", str(len(body)).encode()),
+                            ],
                         }
                     )
                     await send({"type": "http.response.body", "body": body})

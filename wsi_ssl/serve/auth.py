@@ -58,7 +58,12 @@ class ApiKeyMiddleware:
             key = self.keys.lookup(given)
         except KeyFileError as exc:
             log.error("keys file error: %s", exc)
-            await _send_json(send, 503, {"error": "unavailable", "detail": "the server's keys file is unreadable; no key can be checked"}, [])
+            await _send_json(
+                send,
+                503,
+                {"error": "unavailable", "detail": "the server's keys file is unreadable; no key can be checked"},
+                [],
+            )
             return
         if key is None:
             detail = f"missing API key: send it in the {API_KEY_HEADER} header" if not given else "invalid API key"

@@ -51,7 +51,7 @@ class FileStamp:
     size: int
 
     @classmethod
-    def of(cls, path: Path | str) -> "FileStamp | None":
+    def of(cls, path: Path | str) -> FileStamp | None:
         try:
             st = os.stat(path)
         except (FileNotFoundError, NotADirectoryError):
@@ -115,7 +115,7 @@ class SlideHandle:
     def mean_embedding(self) -> np.ndarray | None:
         """Mean of the tile embeddings in float64 accumulation, returned as float32; None if no tiles."""
 
-        def compute(handle: "SlideHandle") -> np.ndarray | None:
+        def compute(handle: SlideHandle) -> np.ndarray | None:
             if handle.n_tiles == 0:
                 return None
             total = np.zeros(handle.dim, dtype=np.float64)
@@ -162,7 +162,11 @@ class Catalog:
 
     def check_folders(self) -> list[str]:
         """Problems with the configured folders, for the command to report at startup."""
-        return [f"cohort {name!r}: folder {folder} does not exist" for name, folder in self.cohorts.items() if not folder.is_dir()]
+        return [
+            f"cohort {name!r}: folder {folder} does not exist"
+            for name, folder in self.cohorts.items()
+            if not folder.is_dir()
+        ]
 
     def slide_ids(self, cohort: str) -> list[str]:
         """Sorted slide ids of a cohort; re-listed only when the folder's mtime changed."""
@@ -211,7 +215,9 @@ class Catalog:
         except FileNotFoundError:
             raise SlideNotFound(slide_id) from None
         except (FeatureFileError, OSError, KeyError) as exc:
-            raise FeatureFileError(f"slide {slide_id!r} in cohort {cohort!r}: unreadable feature file ({exc})") from None
+            raise FeatureFileError(
+                f"slide {slide_id!r} in cohort {cohort!r}: unreadable feature file ({exc})"
+            ) from None
         with self._lock:
             # Old handles are not closed here: a request may still be reading one. h5py closes
             # a file when its last reference goes away.

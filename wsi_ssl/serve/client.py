@@ -14,8 +14,9 @@ are fetched page by page; errors raise :class:`ApiError` with the server's messa
 from __future__ import annotations
 
 import io
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import httpx
 import numpy as np
@@ -36,7 +37,9 @@ class ApiError(RuntimeError):
 class Client:
     """One study's connection to the embeddings API. Use as a context manager or call ``close``."""
 
-    def __init__(self, base_url: str, key: str, timeout: float = 60.0, transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self, base_url: str, key: str, timeout: float = 60.0, transport: httpx.BaseTransport | None = None
+    ) -> None:
         self._http = httpx.Client(
             base_url=base_url.rstrip("/") + "/v1", headers={"X-API-Key": key}, timeout=timeout, transport=transport
         )
@@ -50,7 +53,7 @@ class Client:
             self._max_page = int(self.health()["max_page_size"])
         return self._max_page
 
-    def __enter__(self) -> "Client":
+    def __enter__(self) -> Client:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -86,7 +89,9 @@ class Client:
         ids: list[str] = []
         offset: int | None = 0
         while offset is not None:
-            page = self._json("GET", f"/cohorts/{cohort}/slides", params={"offset": offset, "limit": self._page_size(page_size)})
+            page = self._json(
+                "GET", f"/cohorts/{cohort}/slides", params={"offset": offset, "limit": self._page_size(page_size)}
+            )
             ids.extend(page["slides"])
             offset = page["next_offset"]
         return ids
@@ -109,7 +114,9 @@ class Client:
         value = body["mean"] if kind == "mean" else (body["aggregator"] or {}).get("embedding")
         return None if value is None else np.asarray(value, dtype=np.float32)
 
-    def tile_pages(self, cohort: str, slide_id: str, page_size: int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def tile_pages(
+        self, cohort: str, slide_id: str, page_size: int | None = None
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Yield ``(features [n, D], coords [n, 2])`` page by page, for slides too big to hold at once."""
         offset: int | None = 0
         while offset is not None:
@@ -124,7 +131,9 @@ class Client:
             nxt = r.headers.get("X-Next-Offset", "")
             offset = int(nxt) if nxt else None
 
-    def tile_embeddings(self, cohort: str, slide_id: str, page_size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def tile_embeddings(
+        self, cohort: str, slide_id: str, page_size: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """All of a slide's tile embeddings ``[N, D]`` (the file's dtype) and coords ``[N, 2]`` int64."""
         pages = list(self.tile_pages(cohort, slide_id, page_size))
         return np.concatenate([p[0] for p in pages]), np.concatenate([p[1] for p in pages])

@@ -44,7 +44,10 @@ def _serve(args: argparse.Namespace) -> int:
     for problem in state.catalog.check_folders():
         log.warning("%s (it will be served as empty until it appears)", problem)
     if not state.keys.path.exists():
-        log.warning("keys file %s does not exist: every request will get 401; add a key with `wsi-ssl serve-keys add`", cfg.keys_file)
+        log.warning(
+            "keys file %s does not exist: every request will get 401; add a key with `wsi-ssl serve-keys add`",
+            cfg.keys_file,
+        )
     if cfg.host not in LOOPBACK:
         log.warning("listening on %s, beyond this machine: put TLS in front (API keys travel in a header)", cfg.host)
     app = create_app(cfg, state)

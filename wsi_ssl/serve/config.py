@@ -41,7 +41,7 @@ class LimitsConfig(StrictModel):
     max_request_bytes: int = Field(64 * 1024 * 1024, ge=1024)
 
     @model_validator(mode="after")
-    def _default_within_max(self) -> "LimitsConfig":
+    def _default_within_max(self) -> LimitsConfig:
         if self.default_page_size > self.max_page_size:
             raise ValueError(
                 f"default_page_size ({self.default_page_size}) must not exceed max_page_size ({self.max_page_size})"
@@ -101,7 +101,7 @@ class ServeConfig(StrictModel):
         return value
 
     @model_validator(mode="after")
-    def _embedding_model_known(self) -> "ServeConfig":
+    def _embedding_model_known(self) -> ServeConfig:
         if self.embedding_model is not None and self.embedding_model not in self.models:
             raise ValueError(
                 f"embedding_model {self.embedding_model!r} is not one of the configured models {sorted(self.models)}"

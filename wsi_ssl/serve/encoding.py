@@ -12,7 +12,8 @@ file's dtype (float32 or float16).
 from __future__ import annotations
 
 import io
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import orjson
@@ -75,7 +76,9 @@ def npy_buffer(dtype: np.dtype, length: int) -> tuple[bytearray, np.ndarray]:
     (``np.save`` into a BytesIO and ``getvalue()`` would copy a 3 MB page twice more).
     """
     header = io.BytesIO()
-    np.lib.format.write_array_header_1_0(header, {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": (length,)})
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": (length,)}
+    )
     head = header.getvalue()
     buf = bytearray(len(head) + length * dtype.itemsize)
     buf[: len(head)] = head

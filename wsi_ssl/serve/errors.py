@@ -46,7 +46,9 @@ class ErrorBody(BaseModel):
 class ApiError(Exception):
     """Raised by route code to answer with ``status`` and a message naming the problem."""
 
-    def __init__(self, status: int, detail: str, code: str | None = None, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, status: int, detail: str, code: str | None = None, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(detail)
         self.status = status
         self.detail = detail
@@ -92,7 +94,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def bad_feature_file(_: Request, exc: Exception) -> JSONResponse:
         log.error("feature file error: %s", exc)
-        return error_response(500, "unreadable_feature_file", "the slide's feature file cannot be read; the server log names it")
+        return error_response(
+            500, "unreadable_feature_file", "the slide's feature file cannot be read; the server log names it"
+        )
 
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", exc_info=exc)

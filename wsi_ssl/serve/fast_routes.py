@@ -13,7 +13,8 @@ OpenAPI document and answer everything the fast path passes on.
 
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 from urllib.parse import parse_qsl
 
 from fastapi import FastAPI, Request, Response

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import mmap
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import h5py
 import numpy as np
@@ -35,7 +35,7 @@ class FeatureRows:
         self._mapping = mapping  # kept alive as long as the views
 
     @classmethod
-    def map(cls, path: Path, dset: h5py.Dataset) -> "FeatureRows | None":
+    def map(cls, path: Path, dset: h5py.Dataset) -> FeatureRows | None:
         """The mapped rows of ``dset`` (in the open file at ``path``), or None where not possible."""
         try:
             return cls._map(path, dset)
@@ -43,10 +43,16 @@ class FeatureRows:
             return None
 
     @classmethod
-    def _map(cls, path: Path, dset: h5py.Dataset) -> "FeatureRows | None":
+    def _map(cls, path: Path, dset: h5py.Dataset) -> FeatureRows | None:
         dtype = dset.dtype
-        if (dset.ndim != 2 or dtype.kind != "f" or dtype.byteorder == ">" or dset.shape[0] == 0
-                or dset.file.userblock_size != 0 or dset.id.get_create_plist().get_nfilters() != 0):
+        if (
+            dset.ndim != 2
+            or dtype.kind != "f"
+            or dtype.byteorder == ">"
+            or dset.shape[0] == 0
+            or dset.file.userblock_size != 0
+            or dset.id.get_create_plist().get_nfilters() != 0
+        ):
             return None
         n, d = (int(v) for v in dset.shape)
         row_bytes = d * dtype.itemsize
@@ -72,8 +78,10 @@ class FeatureRows:
             mapping = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
         whole = np.frombuffer(mapping, dtype=np.uint8)
         le = dtype.newbyteorder("<")
-        blocks = [(first, whole[off : off + (stop - first) * row_bytes].view(le).reshape(stop - first, d))
-                  for first, stop, off in spans]
+        blocks = [
+            (first, whole[off : off + (stop - first) * row_bytes].view(le).reshape(stop - first, d))
+            for first, stop, off in spans
+        ]
         rows = cls(blocks, n, mapping)
         for i in {0, n // 2, n - 1}:
             if not np.array_equal(rows.read(i, i + 1), dset[i : i + 1], equal_nan=True):

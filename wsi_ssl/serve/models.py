@@ -26,9 +26,10 @@ from __future__ import annotations
 import importlib
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -103,7 +104,9 @@ class SlideModel:
             except (RuntimeError, ValueError, IndexError) as exc:
                 text = str(exc).strip()
                 last = text.splitlines()[-1] if text else type(exc).__name__
-                raise ModelInputError(f"model {self.name!r} cannot take features of shape {tuple(x.shape)}: {last}") from None
+                raise ModelInputError(
+                    f"model {self.name!r} cannot take features of shape {tuple(x.shape)}: {last}"
+                ) from None
         return _to_numpy(out, repr(self.name))
 
 
@@ -167,7 +170,9 @@ def _load_plugin(name: str, spec: ModelSpec) -> SlideModel:
     try:
         loader = getattr(importlib.import_module(module_name), func_name)
     except (ImportError, AttributeError, ValueError) as exc:
-        raise ModelLoadError(f"model {name!r}: loader {target!r} cannot be imported ({exc}); write it as 'package.module:function'") from None
+        raise ModelLoadError(
+            f"model {name!r}: loader {target!r} cannot be imported ({exc}); write it as 'package.module:function'"
+        ) from None
     if not spec.path.exists():
         raise ModelLoadError(f"model {name!r}: {spec.path} does not exist")
     try:

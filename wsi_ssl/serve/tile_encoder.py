@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from wsi_ssl.serve.errors import ApiError
 from wsi_ssl.encoders.load import load_encoder
+from wsi_ssl.serve.errors import ApiError
 from wsi_ssl.stores.encoder_dir import EncoderConfig
 
 ACCEPTED_FORMATS = ("PNG", "JPEG")
@@ -37,7 +37,10 @@ def decode_tile(data: bytes, filename: str, max_bytes: int, max_pixels: int) -> 
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
             if img.format not in ACCEPTED_FORMATS:
-                raise ApiError(415, f"file {filename!r} is {img.format or 'an unknown format'}; only PNG and JPEG tiles are accepted")
+                raise ApiError(
+                    415,
+                    f"file {filename!r} is {img.format or 'an unknown format'}; only PNG and JPEG tiles are accepted",
+                )
             width, height = img.size
             if width * height > max_pixels:
                 raise ApiError(
@@ -64,7 +67,7 @@ class TileEncoder:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
-    def load(cls, spec: str, weights: str | None = None, device: str = "cpu", batch_size: int = 32) -> "TileEncoder":
+    def load(cls, spec: str, weights: str | None = None, device: str = "cpu", batch_size: int = 32) -> TileEncoder:
         model, config = load_encoder(spec, weights)
         return cls(model=model.to(device), config=config, device=device, batch_size=batch_size)
 

@@ -8,8 +8,8 @@ mismatch from the first JPEG frame's own header, instead of trusting the tag, an
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import cv2
 import numpy as np

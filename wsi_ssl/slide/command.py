@@ -20,8 +20,8 @@ def run(args: argparse.Namespace) -> int:
     import sys
     from pathlib import Path
 
-    from wsi_ssl.slide.readers import SlideOpenError, open_slide
     from wsi_ssl.slide.discover import _dicom_entry
+    from wsi_ssl.slide.readers import SlideOpenError, open_slide
 
     path = Path(args.slide)
     if path.is_dir():
@@ -39,7 +39,9 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
-    mpp = f"{info['mpp']:.4f} um/px ({info['mpp_source']})" if info["mpp"] else "MISSING (use --mpp-override when tiling)"
+    mpp = (
+        f"{info['mpp']:.4f} um/px ({info['mpp_source']})" if info["mpp"] else "MISSING (use --mpp-override when tiling)"
+    )
     print(f"slide      {info['path']}")
     print(f"backend    {info['backend']}    vendor {info['vendor']}")
     print(f"size       {info['dimensions'][0]} x {info['dimensions'][1]} px")

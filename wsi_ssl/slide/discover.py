@@ -12,7 +12,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SLIDE_SUFFIXES = {
-    ".svs", ".tif", ".tiff", ".ndpi", ".mrxs", ".scn", ".vms", ".vmu", ".bif", ".svslide", ".qptiff", ".btf",
+    ".svs",
+    ".tif",
+    ".tiff",
+    ".ndpi",
+    ".mrxs",
+    ".scn",
+    ".vms",
+    ".vmu",
+    ".bif",
+    ".svslide",
+    ".qptiff",
+    ".btf",
 }
 
 
@@ -55,7 +66,9 @@ def _read_csv(path: Path) -> list[SlideEntry]:
         reader = csv.DictReader(f)
         cols = set(reader.fieldnames or [])
         if "path" not in cols:
-            raise SlideListError(f"{path}: a slides CSV needs a 'path' column (and optionally slide_id, mpp); found {sorted(cols)}")
+            raise SlideListError(
+                f"{path}: a slides CSV needs a 'path' column (and optionally slide_id, mpp); found {sorted(cols)}"
+            )
         entries = []
         for row_no, row in enumerate(reader, start=2):
             raw = (row.get("path") or "").strip()

@@ -41,7 +41,11 @@ def read_at_mpp(slide: SlideReader, target_mpp: float, block: int = 4096) -> tup
             rx1 = min(lv.width, int(round(ox1 * scale[0])))
             ry1 = min(lv.height, int(round(oy1 * scale[1])))
             region = slide.read_region(
-                int(round(rx0 * lv.downsample)), int(round(ry0 * lv.downsample)), level, max(rx1 - rx0, 1), max(ry1 - ry0, 1)
+                int(round(rx0 * lv.downsample)),
+                int(round(ry0 * lv.downsample)),
+                level,
+                max(rx1 - rx0, 1),
+                max(ry1 - ry0, 1),
             )
             out[oy0:oy1, ox0:ox1] = cv2.resize(region, (ox1 - ox0, oy1 - oy0), interpolation=cv2.INTER_AREA)
     actual_mpp = slide_mpp * w0 / out_w

@@ -11,8 +11,8 @@ small holes filled. All sizes are in microns, so the same config works at any ma
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import cv2
 import numpy as np
@@ -85,10 +85,10 @@ def _holes(mask: np.ndarray) -> np.ndarray:
     padded[1:-1, 1:-1] = mask
     flood = padded.copy()
     cv2.floodFill(flood, np.zeros((h + 4, w + 4), np.uint8), (0, 0), 1)  # 4-connected, like scipy
-    return (flood[1:-1, 1:-1] == 0)
+    return flood[1:-1, 1:-1] == 0
 
 
-def _components_where(mask: np.ndarray, keep_area: "Callable[[np.ndarray], np.ndarray]") -> np.ndarray:
+def _components_where(mask: np.ndarray, keep_area: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
     """The 8-connected components of ``mask`` whose pixel count passes ``keep_area``."""
     n, labels, stats, _ = cv2.connectedComponentsWithStats(np.ascontiguousarray(mask).view(np.uint8), connectivity=8)
     if n <= 1:

@@ -43,7 +43,7 @@ class _ImageCodec(ArrayBytesCodec):
     is_fixed_size = False
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "_ImageCodec":
+    def from_dict(cls, data: dict[str, Any]) -> _ImageCodec:
         config = data.get("configuration") or {}
         return cls(level=int(config.get("level", cls.default_level())))
 

@@ -8,9 +8,10 @@ A file exists under its final name only once complete (written to a temporary na
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 import h5py
 import numpy as np
@@ -190,7 +191,9 @@ class FeatureWriter:
         try:
             self._file = h5py.File(tmp, "w")
             chunks = (min(self.n_rows, 256), self.dim) if self.n_rows and self.dim else None
-            self._features = self._file.create_dataset("features", shape=(self.n_rows, self.dim), dtype=dtype, chunks=chunks)
+            self._features = self._file.create_dataset(
+                "features", shape=(self.n_rows, self.dim), dtype=dtype, chunks=chunks
+            )
             self._file.create_dataset("coords", data=coords)
             for key, value in attrs.items():
                 self._file.attrs[key] = value if value is not None else ""
@@ -207,7 +210,9 @@ class FeatureWriter:
         """Write rows ``start .. start + len(features)``; rows arrive in order, without gaps."""
         features = np.asarray(features)
         if start != self._written:
-            raise ValueError(f"{self.path.name}: rows must be written in order; expected start {self._written}, got {start}")
+            raise ValueError(
+                f"{self.path.name}: rows must be written in order; expected start {self._written}, got {start}"
+            )
         if features.ndim != 2 or features.shape[1] != self.dim:
             raise ValueError(f"{self.path.name}: expected features [n, {self.dim}], got {features.shape}")
         stop = start + features.shape[0]
@@ -235,7 +240,7 @@ class FeatureWriter:
         err = RuntimeError("feature write aborted")
         self._ctx.__exit__(RuntimeError, err, None)
 
-    def __enter__(self) -> "FeatureWriter":
+    def __enter__(self) -> FeatureWriter:
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:

@@ -15,8 +15,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import google_crc32c
 import numpy as np
@@ -38,7 +38,9 @@ def _layout(array_path: str) -> tuple[zarr.Array[Any], _ImageCodec | None, int]:
         sc = codecs[0]
         inner, index = sc.codecs, sc.index_codecs
         index_ok = (
-            len(index) == 2 and isinstance(index[0], BytesCodec) and isinstance(index[1], Crc32cCodec)
+            len(index) == 2
+            and isinstance(index[0], BytesCodec)
+            and isinstance(index[1], Crc32cCodec)
             and (index[0].endian is None or index[0].endian.value == "little")
             and sc.index_location.value == "end"
         )

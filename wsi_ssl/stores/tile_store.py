@@ -12,9 +12,10 @@ half-way or written by another tool without it is refused too.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import zarr
@@ -25,8 +26,17 @@ from wsi_ssl.stores.atomic import PARTIAL_TAG
 TILE_STORE_FORMAT_VERSION = 1
 STORE_SUFFIX = ".zarr"
 REQUIRED_ATTRS = (
-    "format_version", "slide_id", "source_path", "backend", "mpp", "slide_mpp",
-    "level", "downsample", "tile_size", "stride", "complete",
+    "format_version",
+    "slide_id",
+    "source_path",
+    "backend",
+    "mpp",
+    "slide_mpp",
+    "level",
+    "downsample",
+    "tile_size",
+    "stride",
+    "complete",
 )
 
 
@@ -177,7 +187,9 @@ def find_tile_stores(folder: str | Path) -> list[Path]:
     if not folder.is_dir():
         raise TileStoreError(f"not a folder of tile stores: {folder}")
     return sorted(
-        p for p in folder.glob(f"*{STORE_SUFFIX}") if p.is_dir() and not p.name.startswith(".") and PARTIAL_TAG not in p.name
+        p
+        for p in folder.glob(f"*{STORE_SUFFIX}")
+        if p.is_dir() and not p.name.startswith(".") and PARTIAL_TAG not in p.name
     )
 
 
@@ -215,8 +227,16 @@ def create_tile_arrays(
     )
     group.create_array("coords", data=np.asarray(coords, dtype=np.int64).reshape(n, 2), chunks=(max(n, 1), 2))
     group.create_array("tissue", data=np.asarray(tissue, dtype=np.float32).reshape(n), chunks=(max(n, 1),))
-    group.attrs.update({**attrs, "format_version": TILE_STORE_FORMAT_VERSION, "complete": False, "n_tiles": n,
-                        "codec": spec.codec, "shard_tiles": shard})
+    group.attrs.update(
+        {
+            **attrs,
+            "format_version": TILE_STORE_FORMAT_VERSION,
+            "complete": False,
+            "n_tiles": n,
+            "codec": spec.codec,
+            "shard_tiles": shard,
+        }
+    )
 
 
 def write_tiles(group_path: str | Path, start: int, tiles: np.ndarray) -> None:

@@ -245,4 +245,3 @@ def make_cohort(
             )
     tmp.replace(csv_path)
     return csv_path
-

@@ -24,9 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--mpp", type=float, default=0.5, help="microns per pixel at level 0 (default 0.5)")
     p.add_argument("--levels", type=int, default=3, help="pyramid levels, 2x apart (default 3)")
     p.add_argument("--slides-per-patient", type=int, default=1, help="slides per patient (default 1)")
-    p.add_argument(
-        "--compression", choices=("jpeg", "zlib", "none"), default="jpeg", help="tile codec (default jpeg)"
-    )
+    p.add_argument("--compression", choices=("jpeg", "zlib", "none"), default="jpeg", help="tile codec (default jpeg)")
     p.add_argument("--jpeg-quality", type=int, default=90, help="JPEG quality (default 90)")
     p.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")
     p.add_argument(

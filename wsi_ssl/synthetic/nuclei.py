@@ -46,6 +46,7 @@ class NucleusKind:
     darkness: tuple[float, float]  # haematoxylin concentration range
     keep: float = 1.0  # fraction of grid points that get a nucleus
 
+
 TUMOR_LOW = NucleusKind(15.0, (4.2, 5.8), (1.0, 1.35), 0.07, (1.15, 1.6), keep=0.9)
 # High-grade nuclei: larger, pleomorphic, only slightly darker, spaced wider, so the nuclear share
 # of the tumour (and with it the tile's mean colour) barely changes; each has a nucleolus.

@@ -35,11 +35,11 @@ class StainStyle:
     glass: np.ndarray  # RGB of empty glass, 0-255
 
     @classmethod
-    def reference(cls) -> "StainStyle":
+    def reference(cls) -> StainStyle:
         return cls(H_REFERENCE.copy(), E_REFERENCE.copy(), 1.0, 1.0, np.array([241.0, 240.0, 242.0]))
 
     @classmethod
-    def sample(cls, rng: np.random.Generator, jitter: float = 1.0) -> "StainStyle":
+    def sample(cls, rng: np.random.Generator, jitter: float = 1.0) -> StainStyle:
         """A random but plausible staining; ``jitter=0`` gives the reference."""
 
         def perturb(v: np.ndarray, amount: float) -> np.ndarray:

@@ -57,9 +57,7 @@ def truth_path_for(slide_path: str | Path) -> Path:
     return slide_path.with_name(slide_path.stem + TRUTH_SUFFIX)
 
 
-def save_truth(
-    path: str | Path, class_map: np.ndarray, downsample: int, mpp: float, params: str = ""
-) -> SlideTruth:
+def save_truth(path: str | Path, class_map: np.ndarray, downsample: int, mpp: float, params: str = "") -> SlideTruth:
     """Write the truth file (compressed npz) and return it as a :class:`SlideTruth`.
 
     ``params`` (JSON text of the generator arguments) lets a rerun recognise a slide that is
@@ -102,9 +100,7 @@ def load_truth(path: str | Path) -> SlideTruth:
         )
 
 
-def tile_labels(
-    truth_file: str | Path | SlideTruth, coords: np.ndarray, extent_level0: float
-) -> np.ndarray:
+def tile_labels(truth_file: str | Path | SlideTruth, coords: np.ndarray, extent_level0: float) -> np.ndarray:
     """Majority class id of each tile footprint ``[x, x+extent) x [y, y+extent)`` (level-0 px).
 
     ``coords`` is ``[N, 2]`` of (x, y) top-left corners in level-0 pixels, as in a tile store.

@@ -8,7 +8,7 @@ slicing numpy views out of it is free. This is why ``wsi-ssl tile`` outruns a re
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import cv2
 import numpy as np
@@ -27,15 +27,21 @@ def _dense_groups(positions: np.ndarray, group: np.ndarray, rs: int, min_density
     if len(group) <= 1 or len(group) * rs * rs >= min_density * bbox:
         return [group]
     mx, my = (x0 + x1) // 2, (y0 + y1) // 2
-    quads = [(pos[:, 0] < mx) & (pos[:, 1] < my), (pos[:, 0] >= mx) & (pos[:, 1] < my),
-             (pos[:, 0] < mx) & (pos[:, 1] >= my), (pos[:, 0] >= mx) & (pos[:, 1] >= my)]
+    quads = [
+        (pos[:, 0] < mx) & (pos[:, 1] < my),
+        (pos[:, 0] >= mx) & (pos[:, 1] < my),
+        (pos[:, 0] < mx) & (pos[:, 1] >= my),
+        (pos[:, 0] >= mx) & (pos[:, 1] >= my),
+    ]
     parts = [group[q] for q in quads if q.any()]
     if len(parts) == 1:
         return parts
     return [g for part in parts for g in _dense_groups(positions, part, rs, min_density)]
 
 
-def iter_tiles(slide: SlideReader, plan: ReadPlan, positions: np.ndarray, block: int) -> Iterator[tuple[int, np.ndarray]]:
+def iter_tiles(
+    slide: SlideReader, plan: ReadPlan, positions: np.ndarray, block: int
+) -> Iterator[tuple[int, np.ndarray]]:
     """Yield ``(i, tile)`` for every position (read-level px, [n, 2]), grouped by region read.
 
     Tiles come as views into a buffer that the next iteration reuses: a consumer encodes (or copies)

@@ -19,7 +19,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="find tissue and cut slides into tiles at a chosen MPP (zarr tile stores)",
         description="Tile whole-slide images into zarr v3 tile stores (one per slide), with a manifest and QC images.",
     )
-    p.add_argument("slides", nargs="+", help="slide files, folders (searched recursively) or a CSV with slide_id,path[,mpp]")
+    p.add_argument(
+        "slides", nargs="+", help="slide files, folders (searched recursively) or a CSV with slide_id,path[,mpp]"
+    )
     p.add_argument("--out", required=True, type=Path, help="output folder for <slide_id>.zarr, manifest.csv and qc/")
     p.add_argument("--config", type=Path, help="YAML config (default: configs/tile/default.yaml when present)")
     p.add_argument("--mpp", type=float, help="target microns per pixel (default 0.5)")
@@ -33,7 +35,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quality", type=int, help="JPEG quality (default 90)")
     p.add_argument("--no-qc", action="store_true", help="skip the QC images")
     p.add_argument("--shard", help="I/N: process only shard I of N (default: SLURM array variables, else all)")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any config key, e.g. tissue.mask_mpp=4")
+    p.add_argument(
+        "--set", action="append", metavar="KEY=VALUE", help="override any config key, e.g. tissue.mask_mpp=4"
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -47,9 +51,16 @@ def run(args: argparse.Namespace) -> int:
 
     config_path = args.config or (DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else None)
     flags = {
-        "mpp": args.mpp, "tile_size": args.tile_size, "overlap": args.overlap, "min_tissue": args.min_tissue,
-        "workers": args.workers, "backend": args.backend, "mpp_override": args.mpp_override,
-        "codec": args.codec, "quality": args.quality, "qc": False if args.no_qc else None,
+        "mpp": args.mpp,
+        "tile_size": args.tile_size,
+        "overlap": args.overlap,
+        "min_tissue": args.min_tissue,
+        "workers": args.workers,
+        "backend": args.backend,
+        "mpp_override": args.mpp_override,
+        "codec": args.codec,
+        "quality": args.quality,
+        "qc": False if args.no_qc else None,
     }
     cfg = load_config(TileConfig, config_path, parse_overrides(args.set), flags)
     try:

@@ -17,7 +17,9 @@ class TileConfig(StrictModel):
     overlap: int = Field(0, ge=0, description="pixels shared by neighbouring tiles (stride = tile_size - overlap)")
     min_tissue: float = Field(0.25, ge=0, le=1, description="tiles with a smaller tissue fraction are not written")
     mpp_tolerance: float = Field(0.02, ge=0, lt=0.5, description="read natively (no resize) within this relative MPP")
-    backend: str = Field("auto", description="slide reader: auto (OpenSlide, then tiffslide) or a name in the reader registry")
+    backend: str = Field(
+        "auto", description="slide reader: auto (OpenSlide, then tiffslide) or a name in the reader registry"
+    )
     mpp_override: float | None = Field(None, gt=0, description="MPP for slides whose files carry none")
     workers: int = Field(0, ge=0, description="processes; 0 = one per CPU core")
     codec: Literal["jpeg", "png", "raw"] = "jpeg"
@@ -34,7 +36,7 @@ class TileConfig(StrictModel):
         return check_backend(value)  # the names live in one place: wsi_ssl/slide/readers/registry.py
 
     @model_validator(mode="after")
-    def _overlap_below_tile(self) -> "TileConfig":
+    def _overlap_below_tile(self) -> TileConfig:
         if self.overlap >= self.tile_size:
             raise ValueError(f"overlap ({self.overlap}) must be smaller than tile_size ({self.tile_size})")
         return self

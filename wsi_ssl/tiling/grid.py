@@ -9,7 +9,6 @@ averaging only when that level's MPP is more than ``tolerance`` off the target.
 from __future__ import annotations
 
 import math
-
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,8 +51,14 @@ def make_plan(levels: list[LevelInfo], target_mpp: float, tile_size: int, stride
         read_size = max(1, int(round(tile_size * scale)))
         read_stride = max(1, int(round(stride * scale)))
     return ReadPlan(
-        level=lv.index, downsample=lv.downsample, level_mpp=lv.mpp, target_mpp=target_mpp,
-        tile_size=tile_size, read_size=read_size, read_stride=read_stride, native=native,
+        level=lv.index,
+        downsample=lv.downsample,
+        level_mpp=lv.mpp,
+        target_mpp=target_mpp,
+        tile_size=tile_size,
+        read_size=read_size,
+        read_stride=read_stride,
+        native=native,
     )
 
 

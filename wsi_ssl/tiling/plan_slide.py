@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
-from pathlib import Path
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from wsi_ssl import __version__
-from wsi_ssl.slide.readers import SlideReader, open_slide
 from wsi_ssl.slide.discover import SlideEntry
+from wsi_ssl.slide.readers import SlideReader, open_slide
 from wsi_ssl.slide.thumbnail import read_at_mpp
 from wsi_ssl.slide.tissue import detect_tissue, tile_tissue_fractions
 from wsi_ssl.tiling.config import TileConfig

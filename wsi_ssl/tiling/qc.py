@@ -35,14 +35,15 @@ class QcSource:
         return path
 
     @classmethod
-    def load(cls, path: Path) -> "QcSource":
+    def load(cls, path: Path) -> QcSource:
         with np.load(path) as z:
             px, extent = (float(v) for v in z["scale"])
             return cls(z["image"], z["mask"], z["pen"], px, extent)
 
 
-def prepare_qc(thumb: np.ndarray, tissue: TissueMask, extent_level0: float, slide_mpp: float,
-               max_size: int) -> QcSource:
+def prepare_qc(
+    thumb: np.ndarray, tissue: TissueMask, extent_level0: float, slide_mpp: float, max_size: int
+) -> QcSource:
     """``thumb`` is at ``tissue.mpp``; scaled to at most ``max_size`` px (tiny slides up to 400 px)."""
     scale_fit = min(1.0, max_size / max(thumb.shape[:2]))
     img: np.ndarray = thumb

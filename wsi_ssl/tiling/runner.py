@@ -13,11 +13,12 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from tqdm import tqdm
 
@@ -27,7 +28,11 @@ from wsi_ssl.stores.atomic import clean_partials, partial_path, publish, remove_
 from wsi_ssl.stores.codecs import tile_codec_kwargs
 from wsi_ssl.stores.shard_writer import shard_target
 from wsi_ssl.stores.tile_store import (
-    TileArraysSpec, complete_attrs, create_tile_arrays, mark_complete, store_path,
+    TileArraysSpec,
+    complete_attrs,
+    create_tile_arrays,
+    mark_complete,
+    store_path,
 )
 from wsi_ssl.tiling.config import TileConfig
 from wsi_ssl.tiling.manifest import Manifest, ManifestRow, manifest_path
@@ -84,8 +89,10 @@ class TilingSummary:
     def line(self, out_dir: Path) -> str:
         rate = self.tiles / self.seconds if self.seconds > 0 else 0.0
         total = self.done + self.failed + self.skipped
-        return (f"tiled {self.done}/{total} slides ({self.failed} failed, {self.skipped} already complete), "
-                f"{self.tiles:,} tiles in {self.seconds:.1f} s ({rate:,.0f} tiles/s) -> {out_dir}")
+        return (
+            f"tiled {self.done}/{total} slides ({self.failed} failed, {self.skipped} already complete), "
+            f"{self.tiles:,} tiles in {self.seconds:.1f} s ({rate:,.0f} tiles/s) -> {out_dir}"
+        )
 
 
 def _mp_context() -> Any:
@@ -96,8 +103,11 @@ def _mp_context() -> Any:
     """
     import multiprocessing as mp
 
-    return get_context("fork" if "fork" in mp.get_all_start_methods() and os.name == "posix" and
-                       not sys.platform.startswith("darwin") else "spawn")
+    return get_context(
+        "fork"
+        if "fork" in mp.get_all_start_methods() and os.name == "posix" and not sys.platform.startswith("darwin")
+        else "spawn"
+    )
 
 
 def check_output_dir(out_dir: Path) -> None:
@@ -126,12 +136,19 @@ def _warm_zarr(cfg: TileConfig) -> None:
     laying out the first store (zarr's codec registry, its I/O loop) does not delay its shards."""
     import zarr
 
-    zarr.create_array(zarr.storage.MemoryStore(), shape=(1, 8, 8, 3), chunks=(1, 8, 8, 3), shards=(1, 8, 8, 3),
-                      dtype="uint8", **tile_codec_kwargs(cfg.codec, cfg.quality))  # type: ignore[arg-type]
+    zarr.create_array(
+        zarr.storage.MemoryStore(),
+        shape=(1, 8, 8, 3),
+        chunks=(1, 8, 8, 3),
+        shards=(1, 8, 8, 3),
+        dtype="uint8",
+        **tile_codec_kwargs(cfg.codec, cfg.quality),
+    )  # type: ignore[arg-type]
 
 
-def run_tiling(entries: list[SlideEntry], out_dir: Path, cfg: TileConfig, shard: Shard = Shard(0, 1),
-               progress: bool = True) -> TilingSummary:
+def run_tiling(
+    entries: list[SlideEntry], out_dir: Path, cfg: TileConfig, shard: Shard = Shard(0, 1), progress: bool = True
+) -> TilingSummary:
     out_dir = Path(out_dir)
     check_output_dir(out_dir)
     if cfg.qc:
@@ -145,8 +162,18 @@ def run_tiling(entries: list[SlideEntry], out_dir: Path, cfg: TileConfig, shard:
         attrs = complete_attrs(final)
         if attrs is not None:
             summary.skipped += 1
-            manifest.record(ManifestRow(entry.slide_id, str(entry.path), "skipped", int(attrs.get("n_tiles", 0)),
-                                        attrs.get("mpp"), 0.0, "already complete"), flush=False)
+            manifest.record(
+                ManifestRow(
+                    entry.slide_id,
+                    str(entry.path),
+                    "skipped",
+                    int(attrs.get("n_tiles", 0)),
+                    attrs.get("mpp"),
+                    0.0,
+                    "already complete",
+                ),
+                flush=False,
+            )
         else:
             todo.append(entry)
     manifest.flush()  # once for all skipped slides, not once per slide
@@ -154,8 +181,7 @@ def run_tiling(entries: list[SlideEntry], out_dir: Path, cfg: TileConfig, shard:
     if workers > 1:
         preload()
     executor: Executor = (
-        InlineExecutor() if workers == 1
-        else ProcessPoolExecutor(max_workers=workers, mp_context=_mp_context())
+        InlineExecutor() if workers == 1 else ProcessPoolExecutor(max_workers=workers, mp_context=_mp_context())
     )
     bar = tqdm(total=0, unit="tile", disable=not progress, dynamic_ncols=True, desc="tiles")
     states: dict[Future, _SlideState] = {}
@@ -180,8 +206,9 @@ def run_tiling(entries: list[SlideEntry], out_dir: Path, cfg: TileConfig, shard:
             summary.failures.append((sid, state.error))
             tqdm.write(f"FAILED {sid}: {state.error}")
         mpp = state.plan.attrs["mpp"] if state.plan else None
-        manifest.record(ManifestRow(sid, str(state.entry.path), status, n if status == "done" else 0, mpp, seconds,
-                                    state.error))
+        manifest.record(
+            ManifestRow(sid, str(state.entry.path), status, n if status == "done" else 0, mpp, seconds, state.error)
+        )
         bar.set_postfix_str(f"slides {summary.done + summary.failed}/{len(todo)}")
 
     def submit_plans() -> None:
@@ -208,8 +235,18 @@ def run_tiling(entries: list[SlideEntry], out_dir: Path, cfg: TileConfig, shard:
         mpp = plan.entry.mpp if plan.entry.mpp is not None else cfg.mpp_override
         step = max(1, min(cfg.shard_tiles, plan.n_tiles))
         for start in range(0, plan.n_tiles, step):
-            fut = executor.submit(shard_task, plan.entry.path, plan.backend, mpp, plan.plan,
-                                  plan.positions[start:start + step], state.tmp, start, cfg.read_block, target)
+            fut = executor.submit(
+                shard_task,
+                plan.entry.path,
+                plan.backend,
+                mpp,
+                plan.plan,
+                plan.positions[start : start + step],
+                state.tmp,
+                start,
+                cfg.read_block,
+                target,
+            )
             state.pending += 1
             states[fut] = state
 

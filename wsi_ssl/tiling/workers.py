@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from wsi_ssl.slide.readers import SlideReader, open_slide
 from wsi_ssl.slide.discover import SlideEntry
+from wsi_ssl.slide.readers import SlideReader, open_slide
 from wsi_ssl.stores.shard_writer import ShardTarget, write_shard
 from wsi_ssl.tiling.block_reader import iter_tiles, read_tiles
 from wsi_ssl.tiling.config import TileConfig
@@ -22,7 +22,7 @@ from wsi_ssl.tiling.grid import ReadPlan
 from wsi_ssl.tiling.plan_slide import SlidePlan, plan_slide
 from wsi_ssl.tiling.qc import QcSource, render_qc, write_qc
 
-_OPEN: "OrderedDict[tuple[str, str, float | None], SlideReader]" = OrderedDict()
+_OPEN: OrderedDict[tuple[str, str, float | None], SlideReader] = OrderedDict()
 _MAX_OPEN = 4
 
 
@@ -97,8 +97,15 @@ def plan_task(entry: SlideEntry, cfg: TileConfig, qc_source: Path) -> SlidePlan:
 
 
 def shard_task(
-    path: Path, backend: str, mpp: float | None, plan: ReadPlan, positions: np.ndarray, store_tmp: Path,
-    start: int, block: int, target: ShardTarget | None,
+    path: Path,
+    backend: str,
+    mpp: float | None,
+    plan: ReadPlan,
+    positions: np.ndarray,
+    store_tmp: Path,
+    start: int,
+    block: int,
+    target: ShardTarget | None,
 ) -> int:
     """Read tiles ``start .. start+len(positions)`` and write them to the (temporary) store.
 

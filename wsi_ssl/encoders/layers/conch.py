@@ -49,13 +49,15 @@ class AttentionalPooler(nn.Module):
 class ConchVisionTower(nn.Module):
     """``forward(x) -> [B, embed_dim]``: trunk tokens -> attention pool (query 0) -> LayerNorm."""
 
-    def __init__(self, trunk_kwargs: dict[str, Any], embed_dim: int = 768, pooler_heads: int = 8,
-                 pooler_queries: int = 1) -> None:
+    def __init__(
+        self, trunk_kwargs: dict[str, Any], embed_dim: int = 768, pooler_heads: int = 8, pooler_queries: int = 1
+    ) -> None:
         super().__init__()
         import timm
 
-        trunk: Any = timm.create_model("vit_large_patch16_224", pretrained=False, num_classes=0, global_pool="",
-                                       **trunk_kwargs)
+        trunk: Any = timm.create_model(
+            "vit_large_patch16_224", pretrained=False, num_classes=0, global_pool="", **trunk_kwargs
+        )
         self.trunk = trunk
         self.attn_pool_contrast = AttentionalPooler(embed_dim, int(trunk.num_features), pooler_heads, pooler_queries)
         self.ln_contrast = nn.LayerNorm(embed_dim)

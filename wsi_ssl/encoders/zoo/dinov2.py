@@ -16,38 +16,48 @@ _COMMON = {
     "license": "facebookresearch/dinov2 LICENSE (Apache-2.0); the timm card says the same",
 }
 
-PRESETS.append(EncoderPreset(
-    name="dinov2-vits14",
-    repo_id="timm/vit_small_patch14_dinov2.lvd142m",
-    revision="0686a689726076609b20e80d263cb5aa7be945f5",
-    license="Apache-2.0",
-    gated=False,
-    builder="timm",
-    arch="vit_small_patch14_dinov2",
-    kwargs={"img_size": 518, "dynamic_img_size": True},
-    embed_dim=384,
-    params=22_100_000,
-    mpp=None,
-    pooling="cls",
-    sources={**_COMMON, "kwargs": "hf.co/timm/vit_small_patch14_dinov2.lvd142m: img_size 518, pos_embed [1, 1370, 384]",
-             "params": "timm card of the DINOv2 ViT-S/14 (with and without registers): 'Params (M): 22.1'",
-             "revision": "a commit of hf.co/timm/vit_small_patch14_dinov2.lvd142m (its file history)"},
-))
+PRESETS.append(
+    EncoderPreset(
+        name="dinov2-vits14",
+        repo_id="timm/vit_small_patch14_dinov2.lvd142m",
+        revision="0686a689726076609b20e80d263cb5aa7be945f5",
+        license="Apache-2.0",
+        gated=False,
+        builder="timm",
+        arch="vit_small_patch14_dinov2",
+        kwargs={"img_size": 518, "dynamic_img_size": True},
+        embed_dim=384,
+        params=22_100_000,
+        mpp=None,
+        pooling="cls",
+        sources={
+            **_COMMON,
+            "kwargs": "hf.co/timm/vit_small_patch14_dinov2.lvd142m: img_size 518, pos_embed [1, 1370, 384]",
+            "params": "timm card of the DINOv2 ViT-S/14 (with and without registers): 'Params (M): 22.1'",
+            "revision": "a commit of hf.co/timm/vit_small_patch14_dinov2.lvd142m (its file history)",
+        },
+    )
+)
 
-PRESETS.append(EncoderPreset(
-    name="dinov2-vitl14",
-    repo_id="timm/vit_large_patch14_dinov2.lvd142m",
-    revision="48430325ec5b028c4cd538616390e41adc2e1bd4",
-    license="Apache-2.0",
-    gated=False,
-    builder="timm",
-    arch="vit_large_patch14_dinov2",
-    kwargs={"img_size": 518, "dynamic_img_size": True},
-    embed_dim=1024,
-    params=304_400_000,
-    mpp=None,
-    pooling="cls",
-    sources={**_COMMON, "kwargs": "hf.co/timm/vit_large_patch14_dinov2.lvd142m: img_size 518, pos_embed [1, 1370, 1024]",
-             "params": "hf.co/timm/vit_large_patch14_dinov2.lvd142m card: 'Params (M): 304.4'",
-             "revision": "the repository's 'Add model' commit (model.safetensors, config.json)"},
-))
+PRESETS.append(
+    EncoderPreset(
+        name="dinov2-vitl14",
+        repo_id="timm/vit_large_patch14_dinov2.lvd142m",
+        revision="48430325ec5b028c4cd538616390e41adc2e1bd4",
+        license="Apache-2.0",
+        gated=False,
+        builder="timm",
+        arch="vit_large_patch14_dinov2",
+        kwargs={"img_size": 518, "dynamic_img_size": True},
+        embed_dim=1024,
+        params=304_400_000,
+        mpp=None,
+        pooling="cls",
+        sources={
+            **_COMMON,
+            "kwargs": "hf.co/timm/vit_large_patch14_dinov2.lvd142m: img_size 518, pos_embed [1, 1370, 1024]",
+            "params": "hf.co/timm/vit_large_patch14_dinov2.lvd142m card: 'Params (M): 304.4'",
+            "revision": "the repository's 'Add model' commit (model.safetensors, config.json)",
+        },
+    )
+)

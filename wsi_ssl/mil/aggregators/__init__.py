@@ -30,4 +30,12 @@ for _module in pkgutil.iter_modules(__path__):
         importlib.import_module(f"{__name__}.{_module.name}")
 del _module
 
-__all__ = ["AggOutput", "Aggregator", "aggregator_names", "build_aggregator", "check_aggregator_config", "masked_softmax", "register_aggregator"]
+__all__ = [
+    "AggOutput",
+    "Aggregator",
+    "aggregator_names",
+    "build_aggregator",
+    "check_aggregator_config",
+    "masked_softmax",
+    "register_aggregator",
+]

@@ -8,8 +8,9 @@ not change the result: a bag padded with any number of extra masked rows gives t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn

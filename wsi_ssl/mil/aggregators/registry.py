@@ -38,12 +38,16 @@ class AggregatorEntry:
 _ENTRIES: dict[str, AggregatorEntry] = {}
 
 
-def register_aggregator(kind: str, *, check: Check | None = None, attention: bool = True) -> Callable[[Builder], Builder]:
+def register_aggregator(
+    kind: str, *, check: Check | None = None, attention: bool = True
+) -> Callable[[Builder], Builder]:
     """Decorator for a builder ``(cfg: AggregatorConfig, in_dim: int) -> Aggregator`` filed under ``kind``."""
 
     def add(build: Builder) -> Builder:
         if kind in _ENTRIES:
-            raise ValueError(f"aggregator kind {kind!r} is registered twice ({_ENTRIES[kind].build.__module__} and {build.__module__})")
+            raise ValueError(
+                f"aggregator kind {kind!r} is registered twice ({_ENTRIES[kind].build.__module__} and {build.__module__})"
+            )
         _ENTRIES[kind] = AggregatorEntry(kind, build, check, attention)
         return build
 

@@ -42,11 +42,15 @@ class _SelfAttentionLayer(nn.Module):
         self.n_heads = n_heads
         self.dropout = dropout
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor, want_cls_attn: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor, want_cls_attn: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         b, n, d = x.shape
         q, k, v = self.qkv(self.norm(x)).view(b, n, 3, self.n_heads, d // self.n_heads).permute(2, 0, 3, 1, 4)
         attn_mask = mask[:, None, None, :]  # [B, 1, 1, N]: every query ignores padded keys
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0)
+        out = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0
+        )
         cls_attn = None
         if want_cls_attn:
             logits = torch.einsum("bhd,bhnd->bhn", q[:, :, 0], k) / (q.shape[-1] ** 0.5)

@@ -79,8 +79,15 @@ class NystromAttention(nn.Module):
     so its state dict loads into the package's module and back.
     """
 
-    def __init__(self, dim: int, heads: int, num_landmarks: int, dropout: float = 0.0,
-                 pinv_iterations: int = PINV_ITERATIONS, residual_kernel: int = RESIDUAL_KERNEL) -> None:
+    def __init__(
+        self,
+        dim: int,
+        heads: int,
+        num_landmarks: int,
+        dropout: float = 0.0,
+        pinv_iterations: int = PINV_ITERATIONS,
+        residual_kernel: int = RESIDUAL_KERNEL,
+    ) -> None:
         super().__init__()
         self.heads = heads
         self.num_landmarks = num_landmarks
@@ -88,9 +95,13 @@ class NystromAttention(nn.Module):
         self.scale = (dim // heads) ** -0.5
         self.to_qkv = nn.Linear(dim, 3 * dim, bias=False)
         self.to_out = nn.Sequential(nn.Linear(dim, dim), nn.Dropout(dropout))
-        self.res_conv = nn.Conv2d(heads, heads, (residual_kernel, 1), padding=(residual_kernel // 2, 0), groups=heads, bias=False)
+        self.res_conv = nn.Conv2d(
+            heads, heads, (residual_kernel, 1), padding=(residual_kernel // 2, 0), groups=heads, bias=False
+        )
 
-    def forward(self, x: torch.Tensor, n_tokens: torch.Tensor, want_cls_attn: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(
+        self, x: torch.Tensor, n_tokens: torch.Tensor, want_cls_attn: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``x`` [B, L, D] whose first ``n_tokens[b]`` rows are bag b's sequence (the rest is padding).
 
         Returns the attention output [B, L, D] (zero on padding) and, on request, the first
@@ -144,7 +155,9 @@ class TransLayer(nn.Module):
         self.norm = nn.LayerNorm(dim)
         self.attn = NystromAttention(dim, heads, num_landmarks=dim // 2, dropout=dropout)
 
-    def forward(self, x: torch.Tensor, n_tokens: torch.Tensor, want_cls_attn: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(
+        self, x: torch.Tensor, n_tokens: torch.Tensor, want_cls_attn: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         out, cls_attn = self.attn(self.norm(x), n_tokens, want_cls_attn)
         return x + out, cls_attn
 
@@ -168,7 +181,9 @@ class PPEG(nn.Module):
         cls_token, tokens = x[:, :1], x[:, 1:]
         j = torch.arange(tokens.shape[1], device=x.device)[None, :]
         inside = j < (side * side)[:, None]
-        cell = torch.where(inside, (j // side[:, None]) * grid + j % side[:, None], grid * grid)  # grid*grid: a spare cell
+        cell = torch.where(
+            inside, (j // side[:, None]) * grid + j % side[:, None], grid * grid
+        )  # grid*grid: a spare cell
         index = cell[..., None].expand(b, tokens.shape[1], d)
         cells = tokens.new_zeros(b, grid * grid + 1, d).scatter(1, index, tokens * inside[..., None].to(x.dtype))
         feat = cells[:, :-1].transpose(1, 2).reshape(b, d, grid, grid)

@@ -104,7 +104,9 @@ class Task(ABC):
         return None
 
     @abstractmethod
-    def predictions(self, out: torch.Tensor, survival_loss: str | None, target_mean: float, target_std: float) -> dict[str, torch.Tensor]:
+    def predictions(
+        self, out: torch.Tensor, survival_loss: str | None, target_mean: float, target_std: float
+    ) -> dict[str, torch.Tensor]:
         """Head outputs -> named predictions; every entry can be averaged across fold models."""
 
     # --- training ---------------------------------------------------------------------------
@@ -121,32 +123,67 @@ class Task(ABC):
         return y
 
     @abstractmethod
-    def loss(self, survival_loss: str = "cox", ties: str = "efron", cox_weighting: str = "none",
-             class_weights: torch.Tensor | None = None, bin_edges: torch.Tensor | None = None) -> LossFn:
+    def loss(
+        self,
+        survival_loss: str = "cox",
+        ties: str = "efron",
+        cox_weighting: str = "none",
+        class_weights: torch.Tensor | None = None,
+        bin_edges: torch.Tensor | None = None,
+    ) -> LossFn:
         """The training loss: ``loss(head_output [B, out], target) -> scalar``."""
 
     # --- evaluation -------------------------------------------------------------------------
+    # The metric a report recomputes on a slice of oof_predictions.csv (one fold, a bootstrap
+    # resample), and its label; NaN when the slice cannot give it.
+    fold_metric_label: ClassVar[str]
+
+    @abstractmethod
+    def fold_metric(self, predictions: pd.DataFrame) -> float:
+        """The per-fold figure on rows of ``oof_predictions.csv``."""
+
     def eval_times(self, y: np.ndarray) -> np.ndarray | None:
         """Times at which survival curves are evaluated (survival only)."""
         return None
 
-    def fold_info(self, meta: dict[str, Any], predict_train: Callable[[], dict[str, np.ndarray]], y_train: np.ndarray) -> dict[str, Any]:
+    def fold_info(
+        self, meta: dict[str, Any], predict_train: Callable[[], dict[str, np.ndarray]], y_train: np.ndarray
+    ) -> dict[str, Any]:
         """Extra entries for a fold's ``fold.json``, fitted on its training bags (a Cox baseline)."""
         return {}
 
-    def fold_outputs(self, pred: dict[str, np.ndarray], meta: dict[str, Any], bin_edges: np.ndarray,
-                     fold_info: dict[str, Any], times: np.ndarray | None) -> dict[str, np.ndarray]:
+    def fold_outputs(
+        self,
+        pred: dict[str, np.ndarray],
+        meta: dict[str, Any],
+        bin_edges: np.ndarray,
+        fold_info: dict[str, Any],
+        times: np.ndarray | None,
+    ) -> dict[str, np.ndarray]:
         """Outputs one fold model adds to its predictions (survival probabilities at ``times``)."""
         return {}
 
     @abstractmethod
-    def metrics(self, target: np.ndarray, pred: dict[str, np.ndarray], n_boot: int = 1000, ci: float = 0.95,
-                times: np.ndarray | None = None, seed: int = 0) -> dict[str, dict[str, float]]:
+    def metrics(
+        self,
+        target: np.ndarray,
+        pred: dict[str, np.ndarray],
+        n_boot: int = 1000,
+        ci: float = 0.95,
+        times: np.ndarray | None = None,
+        seed: int = 0,
+    ) -> dict[str, dict[str, float]]:
         """Every metric of the kind, with bootstrap CIs; ``pred`` as written to the predictions CSV."""
 
     @abstractmethod
-    def prediction_columns(self, df: pd.DataFrame, y: np.ndarray | None, pred: dict[str, np.ndarray],
-                           classes: list[str] | None, times: np.ndarray | None) -> None:
+    def prediction_columns(
+        self,
+        df: pd.DataFrame,
+        y: np.ndarray | None,
+        pred: dict[str, np.ndarray],
+        classes: list[str] | None,
+        times: np.ndarray | None,
+    ) -> None:
         """Add the target (when known) and prediction columns to a predictions frame, in place."""
 
     @abstractmethod

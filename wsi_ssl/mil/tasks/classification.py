@@ -40,6 +40,24 @@ def _natural_key(label: str) -> tuple[int, float | str]:
 class Classification(Task):
     kind = "classification"
     headline = ("auroc", "AUROC")
+    fold_metric_label = "AUROC"
+
+    def fold_metric(self, predictions: pd.DataFrame) -> float:
+        """AUROC of the last class against the rest (binary), or one-vs-rest macro (several classes)."""
+        from sklearn.metrics import roc_auc_score
+
+        df = predictions
+        probs = [c for c in df.columns if c.startswith("prob_")]
+        y = (df["target"].astype(str) == probs[-1][len("prob_") :]).astype(int)
+        if y.nunique() < 2:
+            return float("nan")
+        if len(probs) == 2:
+            return float(roc_auc_score(y, df[probs[-1]]))
+        return float(
+            roc_auc_score(
+                df["target"].astype(str), df[probs].to_numpy(), multi_class="ovr", labels=[c[5:] for c in probs]
+            )
+        )
 
     def check_config(self, cfg: TaskSettings) -> None:
         pass  # class weights, the one classification-only setting, are allowed here
@@ -80,7 +98,9 @@ class Classification(Task):
     def head_out_dim(self, n_classes: int, survival_loss: str, n_bins: int) -> int:
         return n_classes
 
-    def predictions(self, out: torch.Tensor, survival_loss: str | None, target_mean: float, target_std: float) -> dict[str, torch.Tensor]:
+    def predictions(
+        self, out: torch.Tensor, survival_loss: str | None, target_mean: float, target_std: float
+    ) -> dict[str, torch.Tensor]:
         return {"prob": torch.softmax(out, dim=-1)}
 
     def class_weights(self, cfg: TaskSettings, meta: dict[str, Any], y: np.ndarray) -> torch.Tensor | None:
@@ -91,21 +111,44 @@ class Classification(Task):
             counts = np.bincount(y.astype(int), minlength=n_classes).astype(float)
             return torch.tensor(len(y) / (n_classes * np.maximum(counts, 1)), dtype=torch.float32)
         if len(cfg.class_weights) != n_classes:
-            raise ConfigError(f"task.class_weights has {len(cfg.class_weights)} values for {n_classes} classes {meta['classes']}")
+            raise ConfigError(
+                f"task.class_weights has {len(cfg.class_weights)} values for {n_classes} classes {meta['classes']}"
+            )
         return torch.tensor(cfg.class_weights, dtype=torch.float32)
 
-    def loss(self, survival_loss: str = "cox", ties: str = "efron", cox_weighting: str = "none",
-             class_weights: torch.Tensor | None = None, bin_edges: torch.Tensor | None = None) -> LossFn:
-        return lambda out, y: F.cross_entropy(out, y, weight=None if class_weights is None else class_weights.to(out.device))
+    def loss(
+        self,
+        survival_loss: str = "cox",
+        ties: str = "efron",
+        cox_weighting: str = "none",
+        class_weights: torch.Tensor | None = None,
+        bin_edges: torch.Tensor | None = None,
+    ) -> LossFn:
+        return lambda out, y: F.cross_entropy(
+            out, y, weight=None if class_weights is None else class_weights.to(out.device)
+        )
 
-    def metrics(self, target: np.ndarray, pred: dict[str, np.ndarray], n_boot: int = 1000, ci: float = 0.95,
-                times: np.ndarray | None = None, seed: int = 0) -> dict[str, dict[str, float]]:
+    def metrics(
+        self,
+        target: np.ndarray,
+        pred: dict[str, np.ndarray],
+        n_boot: int = 1000,
+        ci: float = 0.95,
+        times: np.ndarray | None = None,
+        seed: int = 0,
+    ) -> dict[str, dict[str, float]]:
         from wsi_ssl.mil.metrics import bootstrap_ci, classification_metrics
 
         return bootstrap_ci(lambda i: classification_metrics(target[i], pred["prob"][i]), len(target), n_boot, ci, seed)
 
-    def prediction_columns(self, df: pd.DataFrame, y: np.ndarray | None, pred: dict[str, np.ndarray],
-                           classes: list[str] | None, times: np.ndarray | None) -> None:
+    def prediction_columns(
+        self,
+        df: pd.DataFrame,
+        y: np.ndarray | None,
+        pred: dict[str, np.ndarray],
+        classes: list[str] | None,
+        times: np.ndarray | None,
+    ) -> None:
         classes = classes or []
         if y is not None:
             df["target"] = [classes[int(v)] for v in y]

@@ -21,7 +21,9 @@ def register_task(cls: T) -> T:
     """Class decorator: file one instance of ``cls`` under ``cls.kind``."""
     kind = cls.kind
     if kind in _TASKS:
-        raise ValueError(f"task kind {kind!r} is registered twice ({type(_TASKS[kind]).__qualname__} and {cls.__qualname__})")
+        raise ValueError(
+            f"task kind {kind!r} is registered twice ({type(_TASKS[kind]).__qualname__} and {cls.__qualname__})"
+        )
     _TASKS[kind] = cls()
     return cls
 

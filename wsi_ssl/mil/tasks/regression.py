@@ -27,6 +27,15 @@ N_QUANTILES = 4  # strata for the CV splits
 class Regression(Task):
     kind = "regression"
     headline = ("r2", "R2")
+    fold_metric_label = "Pearson r"
+
+    def fold_metric(self, predictions: pd.DataFrame) -> float:
+        """Pearson's r of prediction and target (NaN under three rows)."""
+        from scipy.stats import pearsonr
+
+        if len(predictions) <= 2:
+            return float("nan")
+        return float(pearsonr(predictions["target"], predictions["pred"])[0])
 
     def target_columns(self, cfg: TaskSettings) -> list[str]:
         return [cfg.label_column]
@@ -49,29 +58,53 @@ class Regression(Task):
     def head_out_dim(self, n_classes: int, survival_loss: str, n_bins: int) -> int:
         return 1
 
-    def predictions(self, out: torch.Tensor, survival_loss: str | None, target_mean: float, target_std: float) -> dict[str, torch.Tensor]:
+    def predictions(
+        self, out: torch.Tensor, survival_loss: str | None, target_mean: float, target_std: float
+    ) -> dict[str, torch.Tensor]:
         return {"value": out[..., 0] * target_std + target_mean}
 
     def fitted_buffers(self, cfg: TaskSettings, meta: dict[str, Any], y: np.ndarray) -> dict[str, torch.Tensor]:
         if not cfg.standardize_target:
             return {}
-        return {"target_mean": torch.tensor(float(y.mean())), "target_std": torch.tensor(float(y.std()) if y.std() > 0 else 1.0)}
+        return {
+            "target_mean": torch.tensor(float(y.mean())),
+            "target_std": torch.tensor(float(y.std()) if y.std() > 0 else 1.0),
+        }
 
     def loss_target(self, y: torch.Tensor, target_mean: torch.Tensor, target_std: torch.Tensor) -> torch.Tensor:
         return (y - target_mean) / target_std
 
-    def loss(self, survival_loss: str = "cox", ties: str = "efron", cox_weighting: str = "none",
-             class_weights: torch.Tensor | None = None, bin_edges: torch.Tensor | None = None) -> LossFn:
+    def loss(
+        self,
+        survival_loss: str = "cox",
+        ties: str = "efron",
+        cox_weighting: str = "none",
+        class_weights: torch.Tensor | None = None,
+        bin_edges: torch.Tensor | None = None,
+    ) -> LossFn:
         return lambda out, y: F.mse_loss(out[:, 0], y)
 
-    def metrics(self, target: np.ndarray, pred: dict[str, np.ndarray], n_boot: int = 1000, ci: float = 0.95,
-                times: np.ndarray | None = None, seed: int = 0) -> dict[str, dict[str, float]]:
+    def metrics(
+        self,
+        target: np.ndarray,
+        pred: dict[str, np.ndarray],
+        n_boot: int = 1000,
+        ci: float = 0.95,
+        times: np.ndarray | None = None,
+        seed: int = 0,
+    ) -> dict[str, dict[str, float]]:
         from wsi_ssl.mil.metrics import bootstrap_ci, regression_metrics
 
         return bootstrap_ci(lambda i: regression_metrics(target[i], pred["value"][i]), len(target), n_boot, ci, seed)
 
-    def prediction_columns(self, df: pd.DataFrame, y: np.ndarray | None, pred: dict[str, np.ndarray],
-                           classes: list[str] | None, times: np.ndarray | None) -> None:
+    def prediction_columns(
+        self,
+        df: pd.DataFrame,
+        y: np.ndarray | None,
+        pred: dict[str, np.ndarray],
+        classes: list[str] | None,
+        times: np.ndarray | None,
+    ) -> None:
         if y is not None:
             df["target"] = y
         df["pred"] = pred["value"]

@@ -41,6 +41,21 @@ CURVES = "survival"  # per-bin survival of the discrete loss: its bins differ be
 class Survival(Task):
     kind = "survival"
     headline = ("c_index", "C-index")
+    fold_metric_label = "C-index"
+
+    def fold_metric(self, predictions: pd.DataFrame) -> float:
+        """Harrell's C of the predicted risk (NaN without an event)."""
+        from sksurv.metrics import concordance_index_censored
+
+        event = predictions["event"].to_numpy().astype(bool)
+        if not event.any():
+            return float("nan")
+        return float(
+            concordance_index_censored(event, predictions["time"].to_numpy(float), predictions["risk"].to_numpy(float))[
+                0
+            ]
+        )
+
     fold_only_outputs = (CURVES,)
     missing_columns_hint = " (a survival task needs 'time' and 'event')"
 
@@ -75,7 +90,9 @@ class Survival(Task):
     def meta_survival_loss(self, survival_loss: str) -> str | None:
         return survival_loss
 
-    def predictions(self, out: torch.Tensor, survival_loss: str | None, target_mean: float, target_std: float) -> dict[str, torch.Tensor]:
+    def predictions(
+        self, out: torch.Tensor, survival_loss: str | None, target_mean: float, target_std: float
+    ) -> dict[str, torch.Tensor]:
         if survival_loss == "discrete":
             surv = discrete_survival(out)
             return {CURVES: surv, "risk": -surv.sum(dim=-1)}
@@ -86,8 +103,14 @@ class Survival(Task):
             return {}
         return {"bin_edges": torch.from_numpy(fit_time_bins(y[:, 0], y[:, 1], meta["n_bins"])).float()}
 
-    def loss(self, survival_loss: str = "cox", ties: str = "efron", cox_weighting: str = "none",
-             class_weights: torch.Tensor | None = None, bin_edges: torch.Tensor | None = None) -> LossFn:
+    def loss(
+        self,
+        survival_loss: str = "cox",
+        ties: str = "efron",
+        cox_weighting: str = "none",
+        class_weights: torch.Tensor | None = None,
+        bin_edges: torch.Tensor | None = None,
+    ) -> LossFn:
         if survival_loss == "discrete":
             if bin_edges is None:
                 raise ValueError("the discrete-time loss needs bin edges fitted on the training fold")
@@ -105,14 +128,22 @@ class Survival(Task):
 
         return eval_times(y[:, 0], y[:, 1])
 
-    def fold_info(self, meta: dict[str, Any], predict_train: Callable[[], dict[str, np.ndarray]], y_train: np.ndarray) -> dict[str, Any]:
+    def fold_info(
+        self, meta: dict[str, Any], predict_train: Callable[[], dict[str, np.ndarray]], y_train: np.ndarray
+    ) -> dict[str, Any]:
         if meta.get("survival_loss") == "discrete":
             return {}  # the curves come from the model's own bins
         t, h = breslow_baseline(predict_train()["risk"], y_train[:, 0], y_train[:, 1])
         return {"baseline_times": t.tolist(), "baseline_cumhaz": h.tolist()}
 
-    def fold_outputs(self, pred: dict[str, np.ndarray], meta: dict[str, Any], bin_edges: np.ndarray,
-                     fold_info: dict[str, Any], times: np.ndarray | None) -> dict[str, np.ndarray]:
+    def fold_outputs(
+        self,
+        pred: dict[str, np.ndarray],
+        meta: dict[str, Any],
+        bin_edges: np.ndarray,
+        fold_info: dict[str, Any],
+        times: np.ndarray | None,
+    ) -> dict[str, np.ndarray]:
         if times is None:
             return {}
         if meta.get("survival_loss") == "discrete":
@@ -120,19 +151,35 @@ class Survival(Task):
         base_t, base_h = np.asarray(fold_info["baseline_times"]), np.asarray(fold_info["baseline_cumhaz"])
         return {"survival_at_times": cox_survival(pred["risk"], times, base_t, base_h)}
 
-    def metrics(self, target: np.ndarray, pred: dict[str, np.ndarray], n_boot: int = 1000, ci: float = 0.95,
-                times: np.ndarray | None = None, seed: int = 0) -> dict[str, dict[str, float]]:
+    def metrics(
+        self,
+        target: np.ndarray,
+        pred: dict[str, np.ndarray],
+        n_boot: int = 1000,
+        ci: float = 0.95,
+        times: np.ndarray | None = None,
+        seed: int = 0,
+    ) -> dict[str, dict[str, float]]:
         from wsi_ssl.mil.metrics import bootstrap_ci, survival_metrics
 
         time, event = target[:, 0], target[:, 1]
         surv = pred.get("survival_at_times")
         return bootstrap_ci(
             lambda i: survival_metrics(time[i], event[i], pred["risk"][i], None if surv is None else surv[i], times),
-            len(target), n_boot, ci, seed,
+            len(target),
+            n_boot,
+            ci,
+            seed,
         )
 
-    def prediction_columns(self, df: pd.DataFrame, y: np.ndarray | None, pred: dict[str, np.ndarray],
-                           classes: list[str] | None, times: np.ndarray | None) -> None:
+    def prediction_columns(
+        self,
+        df: pd.DataFrame,
+        y: np.ndarray | None,
+        pred: dict[str, np.ndarray],
+        classes: list[str] | None,
+        times: np.ndarray | None,
+    ) -> None:
         if y is not None:
             df["time"], df["event"] = y[:, 0], y[:, 1].astype(int)
         df["risk"] = pred["risk"]

@@ -22,12 +22,23 @@ SECTION_IDS = ("comparison", "cohort", "pretraining", "slide-models", "heatmaps"
 def build_report(pipe: Run, result: PipelineResult | None = None) -> Path:
     """Write ``RUN_DIR/report.html`` (atomically) and return its path."""
     from wsi_ssl.pipeline.report.render import page
-    from wsi_ssl.pipeline.report.sections import comparison_section, cohort_section, heatmaps_section, models_section, pretraining_section
+    from wsi_ssl.pipeline.report.sections import (
+        cohort_section,
+        comparison_section,
+        heatmaps_section,
+        models_section,
+        pretraining_section,
+    )
     from wsi_ssl.stores.atomic import atomic_output
 
     rows: list[dict[str, Any]] = result.headline if result and result.headline else headline(pipe)
-    sections = [comparison_section(pipe, rows, result.stages if result else None), cohort_section(pipe), pretraining_section(pipe),
-                models_section(pipe), heatmaps_section(pipe)]
+    sections = [
+        comparison_section(pipe, rows, result.stages if result else None),
+        cohort_section(pipe),
+        pretraining_section(pipe),
+        models_section(pipe),
+        heatmaps_section(pipe),
+    ]
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     subtitle = f"run dir {pipe.layout.root} · tasks: {', '.join(pipe.cfg.mil)} · encoders: {', '.join(pipe.kinds)}"
     html = page("wsi_ssl pipeline report", subtitle, sections, f"wsi_ssl {__version__}, written {stamp}")

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import base64
 import io
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -82,7 +83,15 @@ def comparison_chart(rows: Sequence[dict[str, Any]], kinds: Sequence[str]) -> st
         ax.bar(x, v, width, yerr=err, capsize=3, label=kind, color=colours.get(kind))
         for xi, vi in zip(x, v):
             if vi == vi:
-                ax.text(xi, 0.03, f"{vi:.2f}", ha="center", va="bottom", fontsize=8, color="white" if kind == "pretrained" else "black")
+                ax.text(
+                    xi,
+                    0.03,
+                    f"{vi:.2f}",
+                    ha="center",
+                    va="bottom",
+                    fontsize=8,
+                    color="white" if kind == "pretrained" else "black",
+                )
     ax.axhline(0.5, color="k", lw=0.8, ls="--")
     ax.set_xticks(np.arange(len(rows)), [f"{r['task']}\n{r.get('label', '')}" for r in rows])
     ax.set(ylim=(0, 1.05), ylabel="out-of-fold (95% CI)", title="Pretrained vs random encoder")
@@ -91,25 +100,9 @@ def comparison_chart(rows: Sequence[dict[str, Any]], kinds: Sequence[str]) -> st
 
 
 def _fold_metric(df: pd.DataFrame, task: str) -> float:
-    if task == "classification":
-        from sklearn.metrics import roc_auc_score
+    from wsi_ssl.mil.tasks.registry import get_task
 
-        probs = [c for c in df.columns if c.startswith("prob_")]
-        y = (df["target"].astype(str) == probs[-1][len("prob_"):]).astype(int)
-        if y.nunique() < 2:
-            return float("nan")
-        return float(roc_auc_score(y, df[probs[-1]])) if len(probs) == 2 else float(
-            roc_auc_score(df["target"].astype(str), df[probs].to_numpy(), multi_class="ovr", labels=[c[5:] for c in probs]))
-    if task == "survival":
-        from sksurv.metrics import concordance_index_censored
-
-        event = df["event"].to_numpy().astype(bool)
-        if not event.any():
-            return float("nan")
-        return float(concordance_index_censored(event, df["time"].to_numpy(float), df["risk"].to_numpy(float))[0])
-    from scipy.stats import pearsonr
-
-    return float(pearsonr(df["target"], df["pred"])[0]) if len(df) > 2 else float("nan")
+    return get_task(task).fold_metric(df)
 
 
 def per_fold_ci(predictions: str | Path, task: str, n_boot: int = 200, seed: int = 0) -> list[dict[str, Any]]:

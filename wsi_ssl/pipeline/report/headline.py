@@ -10,8 +10,6 @@ import json
 
 from wsi_ssl.pipeline.layout import Run
 
-HEADLINE = {"classification": ("auroc", "AUROC"), "survival": ("c_index", "C-index"), "regression": ("r2", "R2")}
-
 
 def headline(run: Run) -> list[dict[str, object]]:
     """Per task, the main out-of-fold metric with its CI for each encoder kind (from metrics.json)."""
@@ -21,7 +19,7 @@ def headline(run: Run) -> list[dict[str, object]]:
         for kind in run.kinds:
             path = run.layout.mil(kind, task) / "metrics.json"
             metrics = json.loads(path.read_text())
-            key, label = HEADLINE.get(metrics.get("task", ""), ("", ""))
+            key, label = _headline_metric(metrics.get("task", ""))
             value = metrics.get("oof", {}).get(key)
             row["metric"], row["label"] = key, label
             row[kind] = value
@@ -42,3 +40,10 @@ def headline_lines(rows: list[dict[str, object]], kinds: list[str]) -> list[str]
                 parts.append(f"{kind} n/a")
         lines.append(f"{row['task']} {row['label']} (out-of-fold, 95% CI): " + " | ".join(parts))
     return lines
+
+
+def _headline_metric(task_kind: str) -> tuple[str, str]:
+    """The task kind's (metric key, label), from its Task object; empty for an unknown kind."""
+    from wsi_ssl.mil.tasks.registry import get_task, task_kinds
+
+    return get_task(task_kind).headline if task_kind in task_kinds() else ("", "")

@@ -10,8 +10,8 @@ test reads it back, and a reader sees it in the footer.
 from __future__ import annotations
 
 import html
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 CSS = """
 body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:0;color:#1d2430;background:#f6f7f9}
@@ -80,13 +80,17 @@ def ci(metric: dict[str, float] | None, digits: int = 3) -> Raw:
     """``0.951 [0.890, 0.990]`` from a metrics.json entry."""
     if not metric:
         return Raw("&ndash;")
-    return Raw(f"{fmt(metric.get('value'), digits)} [{fmt(metric.get('ci_low'), digits)}, {fmt(metric.get('ci_high'), digits)}]")
+    return Raw(
+        f"{fmt(metric.get('value'), digits)} [{fmt(metric.get('ci_low'), digits)}, {fmt(metric.get('ci_high'), digits)}]"
+    )
 
 
 def table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
     """A table; cells that are already HTML (from ``fmt``/``ci``) pass through, other text is escaped."""
     head = "".join(f"<th>{esc(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{c if isinstance(c, Raw) else fmt(c)}</td>" for c in row) + "</tr>" for row in rows)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{c if isinstance(c, Raw) else fmt(c)}</td>" for c in row) + "</tr>" for row in rows
+    )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
@@ -102,8 +106,8 @@ def page(title: str, subtitle: str, sections: Sequence[Section], footer: str) ->
     body = "".join(f'<section id="{s.id}"><h2>{esc(s.title)}</h2>{s.body}</section>' for s in sections)
     ids = " ".join(s.id for s in sections)
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-        f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{esc(title)}</title>"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1"><title>{esc(title)}</title>'
         f"<style>{CSS}</style><script>{CHECK_JS}</script></head>"
         f'<body data-sections="{ids}"><header><h1>{esc(title)}</h1><p>{esc(subtitle)}</p></header>'
         f"<nav>{nav}</nav><main>{body}</main>"

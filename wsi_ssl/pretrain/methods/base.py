@@ -52,11 +52,11 @@ class PretrainMethod(ABC):
         """The networks the monitor measures (RankMe, kNN), by the name its metrics carry."""
         return {"student": module.student}
 
-    def on_train_mode(self, module: PretrainModule) -> None:
+    def on_train_mode(self, module: PretrainModule) -> None:  # noqa: B027 (an optional hook: doing nothing is the default)
         """After ``module.train()``: put networks that never train (an EMA teacher) back in eval."""
 
-    def on_after_backward(self, module: PretrainModule, step: int) -> None:
+    def on_after_backward(self, module: PretrainModule, step: int) -> None:  # noqa: B027 (an optional hook: doing nothing is the default)
         """After the backward of ``step``: edit gradients before the optimiser sees them."""
 
-    def on_optimizer_step(self, module: PretrainModule, step: int) -> None:
+    def on_optimizer_step(self, module: PretrainModule, step: int) -> None:  # noqa: B027 (an optional hook: doing nothing is the default)
         """After the optimiser's update of ``step``: EMA targets and the like."""

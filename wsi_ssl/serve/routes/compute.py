@@ -72,7 +72,13 @@ def embed_tiles(
         return npy_response(embeddings)
     cfg = state.encoder.config
     return json_response(
-        {"encoder": state.encoder.name, "encoder_sha256": cfg.sha256, "dim": int(embeddings.shape[1]), "files": names, "embeddings": embeddings}
+        {
+            "encoder": state.encoder.name,
+            "encoder_sha256": cfg.sha256,
+            "dim": int(embeddings.shape[1]),
+            "files": names,
+            "embeddings": embeddings,
+        }
     )
 
 

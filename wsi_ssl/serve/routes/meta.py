@@ -32,15 +32,33 @@ async def health(request: Request) -> Health:
     )
 
 
-@router.get(API_PREFIX + "/cohorts", response_model=CohortList, responses=UNAUTHORIZED, tags=["slides"], summary="The caller's cohorts", openapi_extra=SECURED)
+@router.get(
+    API_PREFIX + "/cohorts",
+    response_model=CohortList,
+    responses=UNAUTHORIZED,
+    tags=["slides"],
+    summary="The caller's cohorts",
+    openapi_extra=SECURED,
+)
 def cohorts(request: Request) -> object:
     key = caller(request)
     state = get_state(request)
     visible = [name for name in sorted(state.catalog.cohorts) if key.sees(name)]
-    return json_response({"cohorts": [{"name": name, "n_slides": len(state.catalog.slide_ids(name))} for name in visible]})
+    return json_response(
+        {"cohorts": [{"name": name, "n_slides": len(state.catalog.slide_ids(name))} for name in visible]}
+    )
 
 
-@router.get(API_PREFIX + "/models", response_model=ModelList, responses=UNAUTHORIZED, tags=["models"], summary="Loaded slide-level models", openapi_extra=SECURED)
+@router.get(
+    API_PREFIX + "/models",
+    response_model=ModelList,
+    responses=UNAUTHORIZED,
+    tags=["models"],
+    summary="Loaded slide-level models",
+    openapi_extra=SECURED,
+)
 async def models(request: Request) -> object:
     state = get_state(request)
-    return json_response({"models": [{"name": name, "meta": model.meta} for name, model in sorted(state.models.items())]})
+    return json_response(
+        {"models": [{"name": name, "meta": model.meta} for name, model in sorted(state.models.items())]}
+    )

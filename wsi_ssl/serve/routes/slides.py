@@ -8,11 +8,19 @@ import numpy as np
 from fastapi import APIRouter, Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from wsi_ssl.serve.auth import SECURED, caller
 from wsi_ssl.serve.catalog import SlideHandle
 from wsi_ssl.serve.config import MAX_PAGE_LIMIT, LimitsConfig
-from wsi_ssl.serve.auth import SECURED, caller
 from wsi_ssl.serve.deps import API_PREFIX, ServeState, get_state, open_slide, visible_cohort
-from wsi_ssl.serve.encoding import JSON_MEDIA, NPY_MEDIA, json_bytes, json_response, npy_response, tile_records_filled, wants_npy
+from wsi_ssl.serve.encoding import (
+    JSON_MEDIA,
+    NPY_MEDIA,
+    json_bytes,
+    json_response,
+    npy_response,
+    tile_records_filled,
+    wants_npy,
+)
 from wsi_ssl.serve.errors import ApiError, ErrorBody
 from wsi_ssl.serve.keys import ApiKey
 from wsi_ssl.serve.models import ModelInputError
@@ -33,7 +41,9 @@ OffsetParam = Query(0, ge=0, le=2**31 - 1, description="index of the first item"
 LimitParam = Query(None, ge=1, le=MAX_PAGE_LIMIT, description="page size (server default when omitted)")
 
 
-def page_bounds(offset: int, limit: int | None, total: int, limits: LimitsConfig, what: str) -> tuple[int, int, int, int | None]:
+def page_bounds(
+    offset: int, limit: int | None, total: int, limits: LimitsConfig, what: str
+) -> tuple[int, int, int, int | None]:
     """(start, stop, limit, next_offset) of a page, or a 400 naming the bad parameter."""
     limit = limits.default_page_size if limit is None else limit
     if limit > limits.max_page_size:
@@ -44,7 +54,13 @@ def page_bounds(offset: int, limit: int | None, total: int, limits: LimitsConfig
     return offset, stop, limit, (stop if stop < total else None)
 
 
-@router.get(API_PREFIX + "/cohorts/{cohort}/slides", response_model=SlideList, responses=ERRORS, summary="Slides of a cohort (paginated)", openapi_extra=SECURED)
+@router.get(
+    API_PREFIX + "/cohorts/{cohort}/slides",
+    response_model=SlideList,
+    responses=ERRORS,
+    summary="Slides of a cohort (paginated)",
+    openapi_extra=SECURED,
+)
 def list_slides(
     request: Request,
     cohort: str = CohortParam,
@@ -57,7 +73,14 @@ def list_slides(
     ids = state.catalog.slide_ids(cohort)
     start, stop, limit, nxt = page_bounds(offset, limit, len(ids), state.config.limits, "slides")
     return json_response(
-        {"cohort": cohort, "offset": start, "limit": limit, "total": len(ids), "next_offset": nxt, "slides": ids[start:stop]}
+        {
+            "cohort": cohort,
+            "offset": start,
+            "limit": limit,
+            "total": len(ids),
+            "next_offset": nxt,
+            "slides": ids[start:stop],
+        }
     )
 
 
@@ -73,7 +96,9 @@ def _meta(handle: SlideHandle) -> dict[str, Any]:
         "encoder": str(attrs["encoder"]) if attrs.get("encoder") not in (None, "") else None,
         "encoder_sha256": str(attrs["encoder_sha256"]) if attrs.get("encoder_sha256") not in (None, "") else None,
         "mpp": float(mpp) if isinstance(mpp, (int, float)) and not isinstance(mpp, bool) else None,
-        "tile_size": int(tile_size) if isinstance(tile_size, (int, float)) and not isinstance(tile_size, bool) else None,
+        "tile_size": int(tile_size)
+        if isinstance(tile_size, (int, float)) and not isinstance(tile_size, bool)
+        else None,
         "attrs": attrs,
     }
 
@@ -87,9 +112,17 @@ async def _handle(state: ServeState, key: ApiKey, cohort: str, slide_id: str) ->
     return await run_in_threadpool(open_slide, state, key, cohort, slide_id)
 
 
-@router.get(API_PREFIX + "/cohorts/{cohort}/slides/{slide_id}", response_model=SlideMeta, responses=ERRORS, summary="One slide's metadata", openapi_extra=SECURED)
+@router.get(
+    API_PREFIX + "/cohorts/{cohort}/slides/{slide_id}",
+    response_model=SlideMeta,
+    responses=ERRORS,
+    summary="One slide's metadata",
+    openapi_extra=SECURED,
+)
 async def slide_meta(
-    request: Request, cohort: str = CohortParam, slide_id: str = SlideParam,
+    request: Request,
+    cohort: str = CohortParam,
+    slide_id: str = SlideParam,
 ) -> object:
     key = caller(request)
     handle = await _handle(get_state(request), key, cohort, slide_id)
@@ -127,7 +160,9 @@ def _embedding_body(state: ServeState, handle: SlideHandle) -> bytes:
     openapi_extra=SECURED,
 )
 async def slide_embedding(
-    request: Request, cohort: str = CohortParam, slide_id: str = SlideParam,
+    request: Request,
+    cohort: str = CohortParam,
+    slide_id: str = SlideParam,
 ) -> object:
     key = caller(request)
     state = get_state(request)
@@ -166,9 +201,14 @@ def slide_tiles(
     start, stop, limit, nxt = page_bounds(offset, limit, handle.n_tiles, state.config.limits, "tiles")
     coords = handle.coords[start:stop]
     if npy:
-        headers = {"X-Total-Count": str(handle.n_tiles), "X-Offset": str(start), "X-Next-Offset": "" if nxt is None else str(nxt)}
-        page = tile_records_filled(coords, np.dtype(handle.dtype), handle.dim,
-                                   lambda out: handle.copy_features_into(start, stop, out))
+        headers = {
+            "X-Total-Count": str(handle.n_tiles),
+            "X-Offset": str(start),
+            "X-Next-Offset": "" if nxt is None else str(nxt),
+        }
+        page = tile_records_filled(
+            coords, np.dtype(handle.dtype), handle.dim, lambda out: handle.copy_features_into(start, stop, out)
+        )
         return npy_response(page, headers=headers)
     features = handle.features(start, stop) if stop > start else np.zeros((0, handle.dim), dtype=handle.dtype)
     return json_response(

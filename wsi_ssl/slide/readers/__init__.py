@@ -36,6 +36,14 @@ for _module in pkgutil.iter_modules(__path__):
 del _module
 
 __all__ = [
-    "READERS", "LevelInfo", "MissingMPPError", "ReaderBase", "SlideOpenError", "SlideReader",
-    "backend_names", "check_backend", "open_slide", "register_reader",
+    "READERS",
+    "LevelInfo",
+    "MissingMPPError",
+    "ReaderBase",
+    "SlideOpenError",
+    "SlideReader",
+    "backend_names",
+    "check_backend",
+    "open_slide",
+    "register_reader",
 ]

@@ -112,8 +112,9 @@ class RegionSource(Protocol):
 
     name: str  # reported as the reader's ``pixel_backend``
 
-    def read_region(self, location: tuple[int, int], level: int, size: tuple[int, int],
-                    out: np.ndarray | None = None) -> np.ndarray: ...
+    def read_region(
+        self, location: tuple[int, int], level: int, size: tuple[int, int], out: np.ndarray | None = None
+    ) -> np.ndarray: ...
 
     def close(self) -> None: ...
 
@@ -322,8 +323,13 @@ class ReaderBase:
             "mpp_source": self.mpp_source,
             "objective_power": self.objective_power,
             "levels": [
-                {"level": lv.index, "width": lv.width, "height": lv.height, "downsample": round(lv.downsample, 4),
-                 "mpp": round(lv.mpp, 4) if lv.mpp else None}
+                {
+                    "level": lv.index,
+                    "width": lv.width,
+                    "height": lv.height,
+                    "downsample": round(lv.downsample, 4),
+                    "mpp": round(lv.mpp, 4) if lv.mpp else None,
+                }
                 for lv in self.levels
             ],
             "associated_images": self.associated_images,

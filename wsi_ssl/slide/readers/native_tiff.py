@@ -27,8 +27,9 @@ class NativeTiffRegions:
 
     name = "native-tiff"
 
-    def __init__(self, path: str | Path, level_dimensions: list[tuple[int, int]], downsamples: list[float],
-                 cache_tiles: int = 96) -> None:
+    def __init__(
+        self, path: str | Path, level_dimensions: list[tuple[int, int]], downsamples: list[float], cache_tiles: int = 96
+    ) -> None:
         import tifffile
 
         self._tif = tifffile.TiffFile(str(path))
@@ -64,8 +65,9 @@ class NativeTiffRegions:
             self._cache.popitem(last=False)
         return tile
 
-    def read_region(self, location: tuple[int, int], level: int, size: tuple[int, int],
-                    out: np.ndarray | None = None) -> np.ndarray:
+    def read_region(
+        self, location: tuple[int, int], level: int, size: tuple[int, int], out: np.ndarray | None = None
+    ) -> np.ndarray:
         """RGB uint8 [h, w, 3]; ``out`` (C-contiguous, that shape) is filled instead of a new array."""
         page = self._pages[level]
         ds = self._ds[level]
@@ -88,7 +90,9 @@ class NativeTiffRegions:
                 tile = self._tile(level, ty * across + tx)
                 sx0, sy0 = max(x0, tx * tw), max(y0, ty * th)
                 sx1, sy1 = min(x1, (tx + 1) * tw), min(y1, (ty + 1) * th)
-                out[sy0 - ly : sy1 - ly, sx0 - lx : sx1 - lx] = tile[sy0 - ty * th : sy1 - ty * th, sx0 - tx * tw : sx1 - tx * tw]
+                out[sy0 - ly : sy1 - ly, sx0 - lx : sx1 - lx] = tile[
+                    sy0 - ty * th : sy1 - ty * th, sx0 - tx * tw : sx1 - tx * tw
+                ]
         return out
 
     def close(self) -> None:

@@ -69,8 +69,10 @@ class OpenSlideReader(ReaderBase):
         return mpp_from_properties(self.properties, self._prefix)
 
     def _level_geometry(self) -> list[tuple[tuple[int, int], float]]:
-        return [((int(w), int(h)), float(d))
-                for (w, h), d in zip(self._slide.level_dimensions, self._slide.level_downsamples)]
+        return [
+            ((int(w), int(h)), float(d))
+            for (w, h), d in zip(self._slide.level_dimensions, self._slide.level_downsamples)
+        ]
 
     def _read_raw(self, x0: int, y0: int, level: int, width: int, height: int) -> np.ndarray:
         return np.asarray(self._slide.read_region((x0, y0), level, (width, height)))
@@ -95,8 +97,9 @@ class OpenSlideReader(ReaderBase):
         value = self.properties.get(f"openslide.level[{level}].tile-width")
         if value is None:
             value = self.properties.get(f"tiffslide.level[{level}].tile-width")
-        height = self.properties.get(f"openslide.level[{level}].tile-height",
-                                     self.properties.get(f"tiffslide.level[{level}].tile-height"))
+        height = self.properties.get(
+            f"openslide.level[{level}].tile-height", self.properties.get(f"tiffslide.level[{level}].tile-height")
+        )
         try:
             w, h = int(value), int(height)  # type: ignore[arg-type]
         except (TypeError, ValueError):

@@ -36,7 +36,9 @@ def register_reader(name: str, *, auto_rank: int | None = None) -> Callable[[R],
         if name == AUTO:
             raise ValueError(f"slide reader name {name!r} is reserved (it tries the ranked readers in turn)")
         if name in READERS:
-            raise ValueError(f"slide reader {name!r} is registered twice: {READERS[name].__qualname__} and {cls.__qualname__}")
+            raise ValueError(
+                f"slide reader {name!r} is registered twice: {READERS[name].__qualname__} and {cls.__qualname__}"
+            )
         cls.backend = name
         cls.auto_rank = auto_rank
         READERS[name] = cls
@@ -63,8 +65,9 @@ def auto_order() -> list[str]:
     return [name for _, name in sorted(ranked)]
 
 
-def open_slide(path: str | Path, backend: str = AUTO, mpp_override: float | None = None,
-               fast_reads: bool = True) -> SlideReader:
+def open_slide(
+    path: str | Path, backend: str = AUTO, mpp_override: float | None = None, fast_reads: bool = True
+) -> SlideReader:
     """Open ``path`` with the named backend, or with the first of ``auto_order()`` that reads it.
 
     ``fast_reads=False`` keeps every read on the backend's own library (a reference for tests, and
