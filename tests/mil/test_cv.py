@@ -10,7 +10,8 @@ from wsi_ssl.mil.bags import Bag, load_bags
 from wsi_ssl.mil.config import MilConfig
 from wsi_ssl.mil.cv import run_cv
 from wsi_ssl.mil.model import model_meta
-from wsi_ssl.mil.table import class_names, target_array, validate_slide_table
+from wsi_ssl.mil.table import target_array, validate_slide_table
+from wsi_ssl.mil.tasks import get_task
 
 FAST = {
     "aggregator": {"hidden_dim": 16, "attn_dim": 8, "dropout": 0.0},
@@ -41,7 +42,7 @@ def test_slide_bags_keep_a_patient_in_one_fold(tmp_path: Path, make_cohort) -> N
     feats, df = make_cohort(tmp_path, n_patients=12, slides_per_patient=3)
     cfg = MilConfig.model_validate({**FAST, "data": {"group_by": "slide"}, "train": {"epochs": 2}})
     df = validate_slide_table(df, cfg.task, feats, 3, "slide")
-    bags = load_bags(df, feats, target_array(df, cfg.task, class_names(df, cfg.task)), "slide")
+    bags = load_bags(df, feats, target_array(df, cfg.task, get_task(cfg.task.kind).classes(df, cfg.task)), "slide")
     assert len(bags) == 36
     res = run_cv(
         cfg,

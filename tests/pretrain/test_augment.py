@@ -7,13 +7,14 @@ import pytest
 import torch
 
 from wsi_ssl.pretrain.augment import (
+    _LOG_ADJUST,
+    HED_FROM_RGB,
+    RGB_FROM_HED,
     augment,
     color_jitter,
     flip_rotate,
     gaussian_blur,
     hed_jitter,
-    hed_to_rgb,
-    rgb_to_hed,
 )
 from wsi_ssl.pretrain.config import AugmentConfig, CropConfig
 from wsi_ssl.pretrain.multicrop import MultiCrop, random_resized_crop
@@ -32,6 +33,21 @@ def skimage_rgb2hed(rgb: np.ndarray) -> np.ndarray:
 def batch() -> torch.Tensor:
     g = torch.Generator().manual_seed(0)
     return torch.rand(6, 3, 24, 24, generator=g) * 0.8 + 0.1
+
+
+# The skimage formulas (rgb2hed / hed2rgb) in torch: the reference the fused jitter is held to.
+def rgb_to_hed(x: torch.Tensor) -> torch.Tensor:
+    """[B, 3, H, W] RGB in [0, 1] to stain concentrations (as skimage.color.rgb2hed)."""
+    m = HED_FROM_RGB.to(device=x.device, dtype=x.dtype)
+    od = torch.log(x.clamp_min(1e-6)) / _LOG_ADJUST
+    return torch.einsum("bchw,cd->bdhw", od, m).clamp_min(0)
+
+
+def hed_to_rgb(h: torch.Tensor) -> torch.Tensor:
+    """Inverse of :func:`rgb_to_hed` (as skimage.color.hed2rgb), clipped to [0, 1]."""
+    m = RGB_FROM_HED.to(device=h.device, dtype=h.dtype)
+    od = torch.einsum("bdhw,dc->bchw", h * _LOG_ADJUST, m)
+    return torch.exp(od).clamp(0, 1)
 
 
 def test_hed_jitter_with_zero_strength_is_identity(batch: torch.Tensor) -> None:

@@ -14,7 +14,27 @@ from wsi_ssl.pretrain.dino import DINOLoss
 from wsi_ssl.pretrain.ibot import IBOTPatchLoss, random_patch_mask
 from wsi_ssl.pretrain.koleo import koleo_loss
 from wsi_ssl.pretrain.mae import mae_loss, patchify
-from wsi_ssl.pretrain.monitor import knn_accuracy, knn_leave_group_out, rankme
+from wsi_ssl.pretrain.monitor import knn_leave_group_out, rankme
+
+
+# Plain train/test kNN: the reference the leave-one-group-out kNN is held to.
+def knn_accuracy(
+    train: torch.Tensor,
+    train_y: torch.Tensor,
+    test: torch.Tensor,
+    test_y: torch.Tensor,
+    k: int = 20,
+    temperature: float = 0.07,
+) -> float:
+    """Weighted kNN (cosine, exp(sim / T) votes) accuracy of ``test`` against ``train``."""
+    train = F.normalize(train.float(), dim=-1)
+    test = F.normalize(test.float(), dim=-1)
+    k = min(k, train.shape[0])
+    n_classes = int(max(train_y.max(), test_y.max())) + 1
+    sim, idx = (test @ train.t()).topk(k, dim=1)
+    votes = torch.zeros(test.shape[0], n_classes)
+    votes.scatter_add_(1, train_y[idx], torch.exp(sim / temperature))
+    return float((votes.argmax(1) == test_y).float().mean())
 
 
 def test_factorised_dino_loss_equals_the_double_loop() -> None:
@@ -94,15 +114,6 @@ def test_rankme_of_gaussian_is_near_full_rank_and_of_rank_one_near_one() -> None
     u, v = torch.randn(500, 1, generator=g), torch.randn(1, 32, generator=g)
     assert 1.0 <= rankme(u @ v) < 1.01
 
-
-def test_knn_accuracy_on_separated_and_on_random_labels() -> None:
-    g = torch.Generator().manual_seed(4)
-    centres = torch.randn(3, 16, generator=g) * 5
-    y = torch.arange(300) % 3
-    x = centres[y] + torch.randn(300, 16, generator=g) * 0.5
-    assert knn_accuracy(x[:200], y[:200], x[200:], y[200:], k=10) == 1.0
-    noise = torch.randn(300, 16, generator=g)
-    assert knn_accuracy(noise[:200], y[:200], noise[200:], y[200:], k=10) < 0.6
 
 
 def test_leave_group_out_knn_equals_per_group_train_test_knn() -> None:

@@ -2,7 +2,7 @@
 
 The numbers come from the encoder's config (Contract 2: ``input_size``, ``mean``, ``std``), never
 from the tile store, so features match what the encoder saw in training. A tile of another size
-is resized (bilinear, antialiased) to ``input_size``; the README says so.
+is resized (bilinear, antialiased) to ``input_size``; docs/embed.md says so.
 
 The same function runs in a DataLoader worker (CPU runs, so the forward's cores never wait on
 it) or on the GPU after a uint8 copy (4x fewer bytes over PCIe than float32).

@@ -220,10 +220,6 @@ def build_encoder(
     return wrap(build_backbone(preset, device, config_json), preset)
 
 
-def count_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
 def load_preset(preset: EncoderPreset, weights: str | Path | None = None) -> tuple[PooledEncoder, EncoderConfig]:
     """The preset with its weights from ``weights`` (file or folder) or the HF cache, in eval mode."""
     source = find_weights(preset, weights)

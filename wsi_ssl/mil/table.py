@@ -126,11 +126,6 @@ def _check_fold_sizes(df: pd.DataFrame, task: TaskConfig, folds: int) -> list[st
     return []
 
 
-def class_names(df: pd.DataFrame, task: TaskConfig) -> list[str] | None:
-    """The class order of a classification task (``task.classes``, else sorted labels); None for other kinds."""
-    return get_task(task.kind).classes(df, task)
-
-
 def target_array(df: pd.DataFrame, task: TaskConfig, classes: list[str] | None) -> np.ndarray:
     """Targets as numbers: class index, float value, or [time, event] rows."""
     return get_task(task.kind).target_array(df, task, classes)

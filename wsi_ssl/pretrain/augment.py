@@ -42,26 +42,12 @@ def flip_rotate(x: torch.Tensor, generator: torch.Generator | None = None) -> to
     return x
 
 
-def rgb_to_hed(x: torch.Tensor) -> torch.Tensor:
-    """[B, 3, H, W] RGB in [0, 1] to stain concentrations (as skimage.color.rgb2hed)."""
-    m = HED_FROM_RGB.to(device=x.device, dtype=x.dtype)
-    od = torch.log(x.clamp_min(1e-6)) / _LOG_ADJUST
-    return torch.einsum("bchw,cd->bdhw", od, m).clamp_min(0)
-
-
-def hed_to_rgb(h: torch.Tensor) -> torch.Tensor:
-    """Inverse of :func:`rgb_to_hed` (as skimage.color.hed2rgb), clipped to [0, 1]."""
-    m = RGB_FROM_HED.to(device=h.device, dtype=h.dtype)
-    od = torch.einsum("bdhw,dc->bchw", h * _LOG_ADJUST, m)
-    return torch.exp(od).clamp(0, 1)
-
-
 def hed_jitter(x: torch.Tensor, sigma: float, bias: float, generator: torch.Generator | None = None) -> torch.Tensor:
     """Scale each stain by 1 + N(0, sigma) and shift it by N(0, bias), per sample.
 
     Done as one per-sample 3x3 map in optical-density space: with row vectors, ``hed = od @ Minv``
     and ``od' = (hed * a + b) @ M = od @ (Minv diag(a) M) + b @ M``, so RGB -> OD -> RGB costs a
-    log, one small matmul and an exp. Unlike a round trip through :func:`rgb_to_hed` it does not
+    log, one small matmul and an exp. Unlike a round trip through stain concentrations (skimage's rgb2hed, then hed2rgb) it does not
     clip negative concentrations, so it is invertible and zero strength changes nothing; with
     ``sigma == bias == 0`` ``x`` is returned as is.
     """

@@ -30,25 +30,6 @@ def rankme(embeddings: torch.Tensor, eps: float = 1e-7) -> float:
     return float(torch.exp(-(p * torch.log(p)).sum()))
 
 
-def knn_accuracy(
-    train: torch.Tensor,
-    train_y: torch.Tensor,
-    test: torch.Tensor,
-    test_y: torch.Tensor,
-    k: int = 20,
-    temperature: float = 0.07,
-) -> float:
-    """Weighted kNN (cosine, exp(sim / T) votes) accuracy of ``test`` against ``train``."""
-    train = F.normalize(train.float(), dim=-1)
-    test = F.normalize(test.float(), dim=-1)
-    k = min(k, train.shape[0])
-    n_classes = int(max(train_y.max(), test_y.max())) + 1
-    sim, idx = (test @ train.t()).topk(k, dim=1)
-    votes = torch.zeros(test.shape[0], n_classes)
-    votes.scatter_add_(1, train_y[idx], torch.exp(sim / temperature))
-    return float((votes.argmax(1) == test_y).float().mean())
-
-
 def knn_leave_group_out(
     emb: torch.Tensor, labels: torch.Tensor, groups: np.ndarray, k: int = 20, temperature: float = 0.07
 ) -> float:

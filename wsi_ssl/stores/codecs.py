@@ -4,7 +4,7 @@ Each tile is one zarr chunk; chunks are grouped into shard files (zarr's Shardin
 inner chunk codec is one of:
 
 - ``jpeg`` (default): libjpeg-turbo through imagecodecs, quality 90, 4:4:4 chroma. Tiles come
-  from slides that are JPEG-compressed already; see README "Tile codec" for the measurement
+  from slides that are JPEG-compressed already; see docs/tile.md and docs/benchmarks.md for the measurement
   behind the default (bytes per tile against the source slide's, and decode speed).
 - ``png``: lossless, PNG through imagecodecs (zlib level 1, to keep encoding cheap).
 - ``raw``: lossless, uncompressed bytes plus zstd; the fastest to decode, the largest.

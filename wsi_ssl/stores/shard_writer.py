@@ -1,6 +1,6 @@
 """Write whole shards of the tile array in one go, bypassing zarr's per-chunk machinery.
 
-Measured here (benchmarks/tile.py, README "Tiling throughput"): zarr 3.1's sharded write path
+Measured here (benchmarks/tile.py, docs/benchmarks.md, tiling throughput): zarr 3.1's sharded write path
 costs about 1.6 ms per 224-px chunk on top of the codec itself (asyncio task, buffer objects and
 index bookkeeping per chunk), five times the 0.3 ms a libjpeg-turbo encode takes. The tiler writes
 tens of thousands of tiles per slide, so it encodes the tiles itself and lays out each shard file
