@@ -115,7 +115,6 @@ def test_rankme_of_gaussian_is_near_full_rank_and_of_rank_one_near_one() -> None
     assert 1.0 <= rankme(u @ v) < 1.01
 
 
-
 def test_leave_group_out_knn_equals_per_group_train_test_knn() -> None:
     g = torch.Generator().manual_seed(5)
     x = torch.randn(60, 8, generator=g)
