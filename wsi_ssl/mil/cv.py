@@ -182,7 +182,8 @@ def run_cv(
             oof.setdefault(k, np.zeros((len(bags),) + v.shape[1:], dtype=np.float64))[fold.test] = v
         fold_of[fold.test] = fold.index
         try:
-            per_fold.append({k: v["value"] for k, v in task.metrics(y[fold.test], pred, n_boot=0, times=times).items()})
+            fold_metrics = task.metrics(y[fold.test], pred, n_boot=0, times=times, train_target=y[fold.train])
+            per_fold.append({k: v["value"] for k, v in fold_metrics.items()})
         except ValueError as exc:  # e.g. one class only in a tiny fold
             per_fold.append({"error": str(exc)})
         if test_bags:
@@ -195,7 +196,7 @@ def run_cv(
         "task": task.kind,
         "n_bags": len(bags),
         "folds": len(folds),
-        "oof": task.metrics(y, oof, cfg.eval.bootstrap, cfg.eval.ci, times, cfg.train.seed),
+        "oof": task.metrics(y, oof, cfg.eval.bootstrap, cfg.eval.ci, times, cfg.train.seed, train_target=y),
         "per_fold": per_fold,
     }
     oof_df = prediction_frame(meta, bags, oof, times, fold_of)
@@ -204,7 +205,9 @@ def run_cv(
         ens = {k: np.mean([p[k] for p in test_preds], axis=0) for k in test_preds[0]}
         test_df = prediction_frame(meta, test_bags, ens, times)
         y_test = np.stack([np.asarray(b.target) for b in test_bags])
-        metrics["test"] = task.metrics(y_test, ens, cfg.eval.bootstrap, cfg.eval.ci, times, cfg.train.seed)
+        metrics["test"] = task.metrics(
+            y_test, ens, cfg.eval.bootstrap, cfg.eval.ci, times, cfg.train.seed, train_target=y
+        )
         metrics["n_test_bags"] = len(test_bags)
         _write_csv(test_df, run_dir / "test_predictions.csv")
     _write_csv(oof_df, run_dir / "oof_predictions.csv")

@@ -68,28 +68,92 @@ def eval_times(time: np.ndarray, event: np.ndarray, n: int = 15) -> np.ndarray:
     return grid[(grid > time.min()) & (grid < time.max())]
 
 
+def censoring_horizon(train_time: np.ndarray, train_event: np.ndarray) -> float:
+    """The last time at which the censoring survival function G(t) of the training data is positive.
+
+    IPCW metrics weight each event by 1 / G(t). A study that ends on a date censors everyone left at
+    its last time, so G drops to zero there and an event at that time cannot be weighted (scikit-
+    survival: "censoring survival function is zero at one or more time points"). Times after this
+    horizon are left out of the IPCW metrics; Harrell's C needs no weights and uses everything.
+    """
+    from sksurv.nonparametric import CensoringDistributionEstimator
+
+    y = Surv.from_arrays(event=train_event.astype(bool), time=train_time)
+    estimator = CensoringDistributionEstimator().fit(y)
+    grid = np.unique(train_time)
+    positive = grid[estimator.predict_proba(grid) > 0]
+    return float(positive.max()) if len(positive) else float("-inf")
+
+
 def survival_metrics(
     time: np.ndarray,
     event: np.ndarray,
     risk: np.ndarray,
     surv: np.ndarray | None = None,
     times: np.ndarray | None = None,
+    train: tuple[np.ndarray, np.ndarray] | None = None,
+    missing: dict[str, str] | None = None,
 ) -> dict[str, float]:
-    """``surv`` [n, len(times)] holds predicted survival probabilities at ``times`` (for the IBS)."""
+    """Harrell's C, and Uno's C, mean time-dependent AUC and the IBS weighted by the censoring
+    distribution of ``train`` (time, event; default: the evaluated rows), as scikit-survival intends.
+
+    ``surv`` [n, len(times)] holds predicted survival probabilities at ``times`` (for the IBS). The
+    IPCW metrics are evaluated strictly inside the follow-up, up to the training data's censoring
+    horizon (:func:`censoring_horizon`); rows past it are censored there. A metric that cannot be
+    computed is NaN, and ``missing`` (when given) receives the reason under its name.
+    """
     ev = event.astype(bool)
-    y = Surv.from_arrays(event=ev, time=time)
-    out = {"c_index": float(concordance_index_censored(ev, time, risk)[0])}
-    if times is None or len(times) == 0:
-        times = eval_times(time, event)
-    ok = (times >= time.min()) & (times < time.max())  # sksurv needs times inside the follow-up
+    out: dict[str, float] = {}
+    try:
+        out["c_index"] = float(concordance_index_censored(ev, time, risk)[0])
+    except ValueError as exc:  # no event, or no comparable pair
+        out["c_index"] = float("nan")
+        if missing is not None:
+            missing["c_index"] = str(exc)
+    names = ["uno_c", "td_auc"] + (["ibs"] if surv is not None else [])
+
+    def all_missing(why: str) -> dict[str, float]:
+        for name in names:
+            out[name] = float("nan")
+            if missing is not None:
+                missing[name] = why
+        return out
+
+    train_time, train_event = train if train is not None else (time, event)
+    try:
+        y_train = Surv.from_arrays(event=train_event.astype(bool), time=train_time)
+        horizon = censoring_horizon(train_time, train_event)
+        # Rows past the horizon are censored at it: their events cannot be weighted.
+        t_cut = np.minimum(time, horizon)
+        y = Surv.from_arrays(event=ev & (time <= horizon), time=t_cut)
+        if times is None or len(times) == 0:
+            times = eval_times(time, event)
+    except (ValueError, IndexError) as exc:  # e.g. every row censored: no event to weight or to place times at
+        return all_missing(str(exc))
+    ok = (times >= t_cut.min()) & (times < t_cut.max()) & (times < horizon) & (times > train_time.min())
     times_ok = times[ok]
-    if len(times_ok):
-        out["uno_c"] = float(concordance_index_ipcw(y, y, risk, tau=times_ok.max())[0])
-        out["td_auc"] = float(cumulative_dynamic_auc(y, y, risk, times_ok)[1])
-        if surv is not None:
-            out["ibs"] = (
-                float(integrated_brier_score(y, y, surv[:, ok], times_ok)) if len(times_ok) > 1 else float("nan")
-            )
+    if not len(times_ok):
+        return all_missing(
+            f"no evaluation time inside the follow-up before the censoring horizon ({horizon:g}): "
+            "the censoring distribution is zero from there on"
+        )
+    computations: dict[str, Callable[[], float]] = {
+        "uno_c": lambda: float(concordance_index_ipcw(y_train, y, risk, tau=times_ok.max())[0]),
+        "td_auc": lambda: float(cumulative_dynamic_auc(y_train, y, risk, times_ok)[1]),
+    }
+    if surv is not None:
+        computations["ibs"] = lambda: (
+            float(integrated_brier_score(y_train, y, surv[:, ok], times_ok)) if len(times_ok) > 1 else float("nan")
+        )
+    for name, compute in computations.items():
+        try:
+            out[name] = compute()
+        except (ValueError, ZeroDivisionError) as exc:  # e.g. no comparable pair, no event before a time
+            out[name] = float("nan")
+            if missing is not None:
+                missing[name] = str(exc)
+    if "ibs" in out and not np.isfinite(out["ibs"]) and missing is not None and "ibs" not in missing:
+        missing["ibs"] = "the integrated Brier score needs at least two evaluation times"
     return out
 
 

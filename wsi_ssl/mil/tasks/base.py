@@ -172,8 +172,12 @@ class Task(ABC):
         ci: float = 0.95,
         times: np.ndarray | None = None,
         seed: int = 0,
-    ) -> dict[str, dict[str, float]]:
-        """Every metric of the kind, with bootstrap CIs; ``pred`` as written to the predictions CSV."""
+        train_target: np.ndarray | None = None,
+    ) -> dict[str, dict[str, Any]]:
+        """Every metric of the kind, with bootstrap CIs; ``pred`` as written to the predictions CSV.
+
+        ``train_target``: the targets the models were trained on (survival: the censoring
+        distribution of the IPCW metrics is estimated there); default the evaluated targets."""
 
     @abstractmethod
     def prediction_columns(

@@ -136,7 +136,8 @@ class Classification(Task):
         ci: float = 0.95,
         times: np.ndarray | None = None,
         seed: int = 0,
-    ) -> dict[str, dict[str, float]]:
+        train_target: np.ndarray | None = None,
+    ) -> dict[str, dict[str, Any]]:
         from wsi_ssl.mil.metrics import bootstrap_ci, classification_metrics
 
         return bootstrap_ci(lambda i: classification_metrics(target[i], pred["prob"][i]), len(target), n_boot, ci, seed)

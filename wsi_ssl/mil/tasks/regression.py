@@ -92,7 +92,8 @@ class Regression(Task):
         ci: float = 0.95,
         times: np.ndarray | None = None,
         seed: int = 0,
-    ) -> dict[str, dict[str, float]]:
+        train_target: np.ndarray | None = None,
+    ) -> dict[str, dict[str, Any]]:
         from wsi_ssl.mil.metrics import bootstrap_ci, regression_metrics
 
         return bootstrap_ci(lambda i: regression_metrics(target[i], pred["value"][i]), len(target), n_boot, ci, seed)

@@ -159,18 +159,35 @@ class Survival(Task):
         ci: float = 0.95,
         times: np.ndarray | None = None,
         seed: int = 0,
-    ) -> dict[str, dict[str, float]]:
+        train_target: np.ndarray | None = None,
+    ) -> dict[str, dict[str, Any]]:
+        """As the base; the IPCW metrics weight by the censoring distribution of ``train_target``.
+
+        A metric that cannot be computed on the evaluated rows (a cohort whose follow-up ends on a
+        date, a fold without events) is NaN with the reason under ``missing``; it never stops a run.
+        """
         from wsi_ssl.mil.metrics import bootstrap_ci, survival_metrics
 
         time, event = target[:, 0], target[:, 1]
+        train = (train_target[:, 0], train_target[:, 1]) if train_target is not None else None
         surv = pred.get("survival_at_times")
-        return bootstrap_ci(
-            lambda i: survival_metrics(time[i], event[i], pred["risk"][i], None if surv is None else surv[i], times),
+        missing: dict[str, str] = {}
+        survival_metrics(time, event, pred["risk"], surv, times, train, missing)  # the reasons, if any
+        result: dict[str, dict[str, Any]] = bootstrap_ci(
+            lambda i: survival_metrics(
+                time[i], event[i], pred["risk"][i], None if surv is None else surv[i], times, train
+            ),
             len(target),
             n_boot,
             ci,
             seed,
         )
+        for name, why in missing.items():
+            result.setdefault(
+                name, {"value": float("nan"), "ci_low": float("nan"), "ci_high": float("nan"), "n_boot": 0}
+            )
+            result[name]["missing"] = why
+        return result
 
     def prediction_columns(
         self,
