@@ -77,10 +77,32 @@ def test_mil_train_writes_metrics_for_administratively_censored_follow_up(tmp_pa
     table = tmp_path / "slides.csv"
     df.to_csv(table, index=False)
     configs = Path(__file__).resolve().parents[2] / "configs" / "mil"
-    args = ["mil", "train", "--features", str(feats), "--slides", str(table), "--out", str(tmp_path / "run"),
-            "--config", str(configs / "abmil_survival.yaml"), "--folds", "3", "--epochs", "3",
-            "--set", "aggregator.hidden_dim=16", "--set", "aggregator.attn_dim=8", "--set", "eval.bootstrap=20",
-            "--set", "eval.heatmaps=0", "--set", "train.num_threads=1"]
+    args = [
+        "mil",
+        "train",
+        "--features",
+        str(feats),
+        "--slides",
+        str(table),
+        "--out",
+        str(tmp_path / "run"),
+        "--config",
+        str(configs / "abmil_survival.yaml"),
+        "--folds",
+        "3",
+        "--epochs",
+        "3",
+        "--set",
+        "aggregator.hidden_dim=16",
+        "--set",
+        "aggregator.attn_dim=8",
+        "--set",
+        "eval.bootstrap=20",
+        "--set",
+        "eval.heatmaps=0",
+        "--set",
+        "train.num_threads=1",
+    ]
     assert main(args) == 0
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     oof = metrics["oof"]
