@@ -157,9 +157,14 @@ def survival_metrics(
     return out
 
 
-def bootstrap_ci(fn: MetricFn, n: int, n_boot: int, ci: float = 0.95, seed: int = 0) -> dict[str, dict[str, float]]:
-    """Point estimate and percentile CI for every metric ``fn`` returns, resampling ``n`` rows."""
-    point = fn(np.arange(n))
+def bootstrap_ci(
+    fn: MetricFn, n: int, n_boot: int, ci: float = 0.95, seed: int = 0, point: dict[str, float] | None = None
+) -> dict[str, dict[str, float]]:
+    """Point estimate and percentile CI for every metric ``fn`` returns, resampling ``n`` rows.
+
+    ``point``: the estimate on all rows when the caller has it already (``fn(np.arange(n))``)."""
+    if point is None:
+        point = fn(np.arange(n))
     draws: dict[str, list[float]] = {k: [] for k in point}
     rng = np.random.default_rng(seed)
     for _ in range(n_boot):

@@ -172,7 +172,7 @@ class Survival(Task):
         train = (train_target[:, 0], train_target[:, 1]) if train_target is not None else None
         surv = pred.get("survival_at_times")
         missing: dict[str, str] = {}
-        survival_metrics(time, event, pred["risk"], surv, times, train, missing)  # the reasons, if any
+        point = survival_metrics(time, event, pred["risk"], surv, times, train, missing)  # with the reasons
         result: dict[str, dict[str, Any]] = bootstrap_ci(
             lambda i: survival_metrics(
                 time[i], event[i], pred["risk"][i], None if surv is None else surv[i], times, train
@@ -181,6 +181,7 @@ class Survival(Task):
             n_boot,
             ci,
             seed,
+            point,
         )
         for name, why in missing.items():
             result.setdefault(
