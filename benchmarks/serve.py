@@ -13,6 +13,12 @@ number of requests from ``--clients`` concurrent keep-alive connections (a bound
 and p50/p99 latency. Tile pages are drawn at random offsets so no page is served twice in a
 row. It prints the median of the rounds and, last, the throughput ratios ours/bare (target >= 0.7).
 
+With ``--in-process`` no server is started: both apps are called as ASGI apps in this process,
+alternating, and what is compared is CPU time per request (all threads of this process). Other
+processes' load does not enter it, so it is the figure to trust on a busy shared machine; it
+leaves out uvicorn's HTTP parsing and socket work (the same for both apps), so its ratio is
+lower than the HTTP one.
+
 Endpoints: the slide embedding (JSON), a 1,000-tile page as .npy, and the same page as JSON.
 The load generator is a minimal asyncio HTTP/1.1 client in this process, so the client's own
 cost (identical for both servers) is small; on a busy 2-core box figures are noisy, which is why
@@ -34,6 +40,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -57,6 +64,11 @@ def serve_ours(workdir: Path, port: int) -> None:
 
 def serve_bare(workdir: Path, port: int) -> None:
     import uvicorn
+
+    uvicorn.run(bare_app(workdir), host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+def bare_app(workdir: Path) -> Any:
     from fastapi import FastAPI, Response
 
     app = FastAPI()
@@ -74,7 +86,87 @@ def serve_bare(workdir: Path, port: int) -> None:
     async def tiles_json() -> Response:
         return Response(bodies["tiles_json"], media_type="application/json")
 
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    return app
+
+
+# ---- in-process mode: CPU time per request, both apps called as ASGI in this process ----------
+
+
+def _asgi_scope(path: str, headers: dict[str, str]) -> dict[str, Any]:
+    raw, _, query = path.partition("?")
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": raw,
+        "raw_path": raw.encode(),
+        "query_string": query.encode(),
+        "root_path": "",
+        "headers": [(b"host", b"127.0.0.1"), *((k.lower().encode(), v.encode()) for k, v in headers.items())],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+    }
+
+
+async def _cpu_per_request(app: Any, paths: list[str], headers: dict[str, str], n: int) -> float:
+    """Seconds of this process's CPU time (all threads) per request, over ``n`` requests."""
+    statuses: set[int] = set()
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            statuses.add(int(message["status"]))
+
+    t0 = time.process_time()
+    for i in range(n):
+        await app(_asgi_scope(paths[i % len(paths)], headers), receive, send)
+    cpu = time.process_time() - t0
+    if statuses != {200}:
+        raise RuntimeError(f"non-200 answers: {statuses}")
+    return cpu / n
+
+
+def in_process(
+    workdir: Path, ours_paths: dict[str, tuple[list[str], dict[str, str]]], args: argparse.Namespace
+) -> None:
+    """CPU per request of ours and bare, alternating, in one process (immune to other processes'
+    load, unlike the HTTP rounds; it leaves out uvicorn's HTTP work, the same for both, so its
+    ratio is lower than the HTTP one)."""
+    from fastapi.testclient import TestClient
+
+    from wsi_ssl.config import load_config
+    from wsi_ssl.serve.app import create_app
+    from wsi_ssl.serve.config import ServeConfig
+
+    ours = create_app(load_config(ServeConfig, workdir / "serve.yaml"))
+    with TestClient(ours) as client:  # runs the app's startup (gc.freeze) like a server would
+        for name, (paths, headers) in ours_paths.items():
+            (workdir / f"{name}.body").write_bytes(client.get(paths[0], headers=headers).content)
+        bare = bare_app(workdir)
+        ratios = {}
+        for name in args.only or list(ours_paths):
+            paths, headers = ours_paths[name]
+            n = args.requests
+            asyncio.run(_cpu_per_request(ours, paths, headers, n // 4))  # warm-up
+            asyncio.run(_cpu_per_request(bare, [f"/{name}"], {}, n // 4))
+            runs: dict[str, list[float]] = {"bare": [], "ours": []}
+            for _ in range(args.rounds):
+                runs["bare"].append(asyncio.run(_cpu_per_request(bare, [f"/{name}"], {}, n)))
+                runs["ours"].append(asyncio.run(_cpu_per_request(ours, paths, headers, n)))
+            best = {who: min(r) * 1e6 for who, r in runs.items()}
+            ratios[name] = best["bare"] / best["ours"]
+            print(
+                f"{name:10s} CPU per request (best of {args.rounds} x {n}): bare {best['bare']:.1f} us, ours {best['ours']:.1f} us",
+                flush=True,
+            )
+        print(
+            "CPU ratio bare/ours, in-process (no HTTP work on either side): "
+            + ", ".join(f"{k} {v:.2f}" for k, v in ratios.items())
+        )
 
 
 # ---- load generator --------------------------------------------------------------------------
@@ -198,6 +290,11 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=768)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--only", choices=("embedding", "tiles_npy", "tiles_json"), action="append")
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="measure CPU time per request of both apps called in this process (robust on a busy machine)",
+    )
     parser.add_argument("--_serve", choices=("ours", "bare"), help=argparse.SUPPRESS)
     parser.add_argument("--_workdir", help=argparse.SUPPRESS)
     parser.add_argument("--_port", type=int, help=argparse.SUPPRESS)
@@ -221,6 +318,9 @@ def main() -> None:
             "tiles_npy": ([f"{base}/tiles?offset={o}&limit={PAGE}" for o in offsets], {**auth, "Accept": NPY}),
             "tiles_json": ([f"{base}/tiles?offset={o}&limit={PAGE}" for o in offsets], auth),
         }
+        if args.in_process:
+            in_process(workdir, ours_paths, args)
+            return
         procs = []
         try:
             ours, ours_port = start("ours", workdir)

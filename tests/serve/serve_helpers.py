@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -20,6 +21,15 @@ def make_slide(folder: Path, slide_id: str, n: int, seed: int, dim: int = DIM, d
     coords = np.stack([np.arange(n) * 224, np.arange(n) % 7 * 224], axis=1).astype(np.int64)
     attrs = {"slide_id": slide_id, "encoder": "tiny", "encoder_sha256": "ab" * 32, "mpp": 0.5, "tile_size": 224}
     return write_features(folder / f"{slide_id}.h5", feats, coords, attrs, dtype=dtype)
+
+
+def check_error(r: Any, status: int, *words: str) -> None:
+    """The response is the one JSON error shape, and its detail names the problem (case-insensitive)."""
+    assert r.status_code == status, r.text
+    body = r.json()
+    assert set(body) == {"error", "detail"}
+    for word in words:
+        assert word.lower() in body["detail"].lower(), body["detail"]
 
 
 def png_bytes(size: int = 32, seed: int = 0, fmt: str = "PNG") -> bytes:

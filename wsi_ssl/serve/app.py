@@ -6,6 +6,7 @@ model or encoder path fails at startup with a message naming it, not on a user's
 
 from __future__ import annotations
 
+import gc
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,13 +16,14 @@ from typing import Any
 from fastapi import FastAPI
 
 from wsi_ssl import __version__
-from wsi_ssl.serve.access_log import AccessLog, AccessLogMiddleware, ASGIApp, Receive, Scope, Send
+from wsi_ssl.serve.access_log import AccessLog, AccessLogMiddleware
 from wsi_ssl.serve.auth import SECURITY_SCHEME, ApiKeyMiddleware
 from wsi_ssl.serve.catalog import Catalog
 from wsi_ssl.serve.config import ServeConfig
 from wsi_ssl.serve.deps import API_PREFIX, ServeState
 from wsi_ssl.serve.errors import install_error_handlers
 from wsi_ssl.serve.fast_routes import install_fast_routes
+from wsi_ssl.serve.guards import BodyLimitMiddleware, ErrorGuardMiddleware
 from wsi_ssl.serve.keys import KeyStore
 from wsi_ssl.serve.models import SlideModel, load_models
 from wsi_ssl.serve.routes import ROUTERS
@@ -32,38 +34,6 @@ DESCRIPTION = (
     "Slide and tile embeddings of the lab's feature caches for downstream studies. "
     "Every endpoint but health needs a study's API key in the X-API-Key header; a key sees only its cohorts."
 )
-
-
-class BodyLimitMiddleware:
-    """Refuses a request whose declared body is over the limit before any of it is read."""
-
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            for name, value in scope.get("headers", ()):
-                if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                    body = json.dumps(
-                        {
-                            "error": "too_large",
-                            "detail": f"request body is {int(value)} bytes; the limit is {self.max_bytes}",
-                        }
-                    ).encode()
-                    await send(
-                        {
-                            "type": "http.response.start",
-                            "status": 413,
-                            "headers": [
-                                (b"content-type", b"application/json"),
-                                (b"content-length", str(len(body)).encode()),
-                            ],
-                        }
-                    )
-                    await send({"type": "http.response.body", "body": body})
-                    return
-        await self.app(scope, receive, send)
 
 
 def build_state(config: ServeConfig) -> ServeState:
@@ -85,10 +55,14 @@ def build_state(config: ServeConfig) -> ServeState:
 def create_app(config: ServeConfig, state: ServeState | None = None) -> FastAPI:
     """The app serving ``config``; pass ``state`` to reuse already loaded encoder/models."""
     state = state or build_state(config)
-    access_log = AccessLog(config.access_log)
+    access_log = AccessLog(config.access_log, config.access_log_max_bytes, config.access_log_backups)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # Everything loaded so far (torch, the encoder, models: ~400,000 objects) lives as long as
+        # the server; frozen, the cyclic GC stops rescanning it, and a full collection no longer
+        # stalls every request for 0.1-1 s (it did in the soak test, tests/serve/test_soak.py).
+        gc.freeze()
         yield
         access_log.close()
 
@@ -100,6 +74,10 @@ def create_app(config: ServeConfig, state: ServeState | None = None) -> FastAPI:
         docs_url=f"{API_PREFIX}/docs",
         redoc_url=None,
         lifespan=lifespan,
+        # Starlette would answer "/v1/cohorts/" with a redirect to an absolute URL built from the
+        # request's Host header (an open redirect behind a proxy that passes Host on); the API
+        # has one spelling of each path, so a trailing slash is simply 404.
+        redirect_slashes=False,
     )
     app.state.serve = state
     app.state.access_log = access_log
@@ -110,10 +88,17 @@ def create_app(config: ServeConfig, state: ServeState | None = None) -> FastAPI:
     for router in ROUTERS:
         app.router.routes.extend(router.routes)
     install_fast_routes(app)  # the slide embedding and tile pages skip FastAPI's parameter solver
-    # Added innermost first: access log -> key check -> body limit -> routes.
-    app.add_middleware(BodyLimitMiddleware, max_bytes=config.limits.max_request_bytes)
+    # Added innermost first: access log -> error guard -> key check -> body limit -> routes.
+    limits = config.limits
+    app.add_middleware(
+        BodyLimitMiddleware,
+        upload_paths=frozenset({f"{API_PREFIX}/embed"}),
+        max_upload_bytes=limits.max_request_bytes,
+        max_json_bytes=limits.max_json_bytes,
+    )
     public = frozenset({f"{API_PREFIX}/health", app.openapi_url or "", app.docs_url or ""})
     app.add_middleware(ApiKeyMiddleware, keys=state.keys, public=public)
+    app.add_middleware(ErrorGuardMiddleware)
     app.add_middleware(AccessLogMiddleware, access_log=access_log)
     _document_security(app)
     return app

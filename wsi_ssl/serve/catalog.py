@@ -12,6 +12,13 @@ cheaply and safely under concurrent requests:
   rewritten file is reopened rather than served stale;
 * derived values (the mean embedding): computed once per file version and cached on its handle.
 
+Files should be replaced by rename (``wsi-ssl embed`` does): readers then see the old file or
+the new one, never a mix. A file rewritten in place (same inode) is noticed by its stamp too;
+its old handle is closed before the file is opened again, because HDF5 shares one open file
+per inode within a process and would otherwise serve the old file's cached metadata against
+the new bytes. A file that cannot be read while it is changing (a writer mid-way) is tried
+once more, then reported as :class:`FeatureFileBusy` (a 503 with Retry-After), not as broken.
+
 h5py serialises all HDF5 calls behind one global lock, so sharing handles across the server's
 threads is safe; the catalog's own state is guarded by its lock.
 """
@@ -21,6 +28,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,16 +37,34 @@ from typing import Any
 import h5py
 import numpy as np
 
+from wsi_ssl.serve.config import MAX_SLIDE_ID
 from wsi_ssl.serve.feature_rows import FeatureRows
+from wsi_ssl.serve.slide_attrs import public_attrs
 from wsi_ssl.stores.features import FeatureFileError, feature_path, iter_feature_files, read_features
 
-# A slide id in a URL must name a file inside the cohort folder and nothing else.
-_SLIDE_ID_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9 ._+=,@()\[\]-]{0,254}$")
+# A slide id in a URL must name a file inside the cohort folder and nothing else, and one that
+# the file system can hold: "<id>.h5" within the 255-byte file-name limit (ids are ASCII).
+_SLIDE_ID_RE = re.compile(rf"^[A-Za-z0-9_][A-Za-z0-9 ._+=,@()\[\]-]{{0,{MAX_SLIDE_ID - 1}}}$")
 _MEAN_CHUNK = 8192
+# What h5py and the checks of read_features raise on a file that changes under them.
+READ_ERRORS = (FeatureFileError, OSError, KeyError, ValueError, RuntimeError)
+RETRY_DELAY_S = 0.05
+# A file that cannot be read and was modified this recently is taken to be mid-write.
+BUSY_WINDOW_S = 10.0
 
 
 class SlideNotFound(LookupError):
     """A slide that does not exist, or that the caller's key may not see (answered the same)."""
+
+
+class FeatureFileBusy(Exception):
+    """A feature file that could not be read twice in a row while it was being written."""
+
+    def __init__(self, slide_id: str, reason: str) -> None:
+        super().__init__(slide_id, reason)
+
+    def __str__(self) -> str:
+        return f"slide {self.args[0]!r}: feature file busy ({self.args[1]})"
 
 
 @dataclass(frozen=True)
@@ -83,9 +109,28 @@ class SlideHandle:
     def path_str(self) -> str:
         return str(self.path)
 
+    def current(self) -> bool:
+        """Whether the file on disk is still the version this handle opened."""
+        return self.stamp == FileStamp.of(self.path_str)
+
+    def read_one_version(self) -> bool:
+        """Whether reads through this handle saw one version of the file: it is unchanged, or was
+        replaced by rename (gone or a new inode: the handle read the complete old file)."""
+        now = FileStamp.of(self.path_str)
+        return now is None or now == self.stamp or (now.dev, now.ino) != (self.stamp.dev, self.stamp.ino)
+
+    def close(self) -> None:
+        """Close the HDF5 file (a request still reading it gets an error, and retries)."""
+        self.rows = None
+        try:
+            self.file.close()
+        except Exception:  # noqa: BLE001 - closing a file HDF5 already gave up on
+            pass
+
     def features(self, start: int, stop: int) -> np.ndarray:
-        if self.rows is not None:
-            return self.rows.read(start, stop)
+        rows = self.rows  # once: close() may clear it meanwhile (the mapping lives while we hold it)
+        if rows is not None:
+            return rows.read(start, stop)
         ds = self.file["features"]
         return np.asarray(ds[0, start:stop] if self._leading_one else ds[start:stop])
 
@@ -93,8 +138,9 @@ class SlideHandle:
         """Rows ``start .. stop`` as bytes into ``out`` (uint8 ``[n, dim * itemsize]``, may be strided)."""
         if stop <= start:
             return
-        if self.rows is not None:
-            self.rows.copy_into(start, stop, out)
+        rows = self.rows
+        if rows is not None:
+            rows.copy_into(start, stop, out)
         else:
             feats = np.ascontiguousarray(self.features(start, stop))
             out[:] = feats.astype(feats.dtype.newbyteorder("<"), copy=False).view(np.uint8).reshape(stop - start, -1)
@@ -142,7 +188,7 @@ def _open_handle(cohort: str, slide_id: str, path: Path, stamp: FileStamp, mmap_
         n_tiles=len(meta.coords),
         dim=meta.dim,
         dtype=str(ds.dtype),
-        attrs=meta.attrs,
+        attrs=public_attrs(meta.attrs, path.parent),
         _leading_one=len(ds.shape) == 3,
         rows=FeatureRows.map(path, ds) if mmap_features else None,
     )
@@ -192,16 +238,47 @@ class Catalog:
         a worker thread.
         """
         handle = self._by_id.get((cohort, slide_id))
-        if handle is None or handle.stamp != FileStamp.of(handle.path_str):
+        if handle is None or not handle.current():
             return None
         return handle
 
     def open(self, cohort: str, slide_id: str) -> SlideHandle:
-        """The open handle of a slide, reopened if the file changed; SlideNotFound otherwise."""
+        """The open handle of a slide, reopened if the file changed; SlideNotFound otherwise.
+
+        A file that cannot be opened is tried once more after ``RETRY_DELAY_S``; if it still
+        fails and it was modified in the last ``BUSY_WINDOW_S``, it is being written:
+        FeatureFileBusy. A file that fails and has not changed for longer is damaged.
+        """
         folder = self.cohorts.get(cohort)
         if folder is None or not _SLIDE_ID_RE.match(slide_id):
             raise SlideNotFound(slide_id)
         path = feature_path(folder, slide_id)
+        try:
+            return self._open(cohort, slide_id, path)
+        except READ_ERRORS:
+            time.sleep(RETRY_DELAY_S)
+            try:
+                return self._open(cohort, slide_id, path)
+            except READ_ERRORS as exc:
+                stamp = FileStamp.of(path)
+                if stamp is None:
+                    raise SlideNotFound(slide_id) from None
+                if time.time() - stamp.mtime_ns / 1e9 < BUSY_WINDOW_S:
+                    raise FeatureFileBusy(slide_id, str(exc)) from None
+                raise FeatureFileError(
+                    f"slide {slide_id!r} in cohort {cohort!r}: unreadable feature file ({exc})"
+                ) from None
+
+    def forget(self, handle: SlideHandle) -> None:
+        """Drop and close a handle whose reads failed, so the next open reads the file afresh."""
+        with self._lock:
+            if self._handles.get(handle.path) is handle:
+                del self._handles[handle.path]
+            if self._by_id.get((handle.cohort, handle.slide_id)) is handle:
+                del self._by_id[(handle.cohort, handle.slide_id)]
+        handle.close()
+
+    def _open(self, cohort: str, slide_id: str, path: Path) -> SlideHandle:
         stamp = FileStamp.of(path)
         if stamp is None:
             raise SlideNotFound(slide_id)
@@ -210,14 +287,18 @@ class Catalog:
             if handle is not None and handle.stamp == stamp:
                 self._handles.move_to_end(path)
                 return handle
+            if handle is not None and (handle.stamp.dev, handle.stamp.ino) == (stamp.dev, stamp.ino):
+                # Rewritten in place: HDF5 would reuse this open file's stale metadata.
+                del self._handles[path]
+                self._by_id.pop((cohort, slide_id), None)
+                handle.close()
         try:
             handle = _open_handle(cohort, slide_id, path, stamp, self.mmap_features)
         except FileNotFoundError:
             raise SlideNotFound(slide_id) from None
-        except (FeatureFileError, OSError, KeyError) as exc:
-            raise FeatureFileError(
-                f"slide {slide_id!r} in cohort {cohort!r}: unreadable feature file ({exc})"
-            ) from None
+        if FileStamp.of(path) != stamp:  # changed while it was being read: not one version
+            handle.close()
+            raise FeatureFileError(f"{path.name} changed while it was opened")
         with self._lock:
             # Old handles are not closed here: a request may still be reading one. h5py closes
             # a file when its last reference goes away.

@@ -8,12 +8,15 @@
     emb = api.embed_tiles(["tile1.png", "tile2.jpg"])                 # [2, D]
 
 Tile pages travel as ``.npy`` (about 3x smaller than JSON and exact in the file's dtype) and
-are fetched page by page; errors raise :class:`ApiError` with the server's message.
+are fetched page by page; errors raise :class:`ApiError` with the server's message. A 503 with
+``Retry-After`` (a feature file being rewritten on the server) is retried after that delay, up to
+``busy_retries`` times.
 """
 
 from __future__ import annotations
 
 import io
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -38,12 +41,18 @@ class Client:
     """One study's connection to the embeddings API. Use as a context manager or call ``close``."""
 
     def __init__(
-        self, base_url: str, key: str, timeout: float = 60.0, transport: httpx.BaseTransport | None = None
+        self,
+        base_url: str,
+        key: str,
+        timeout: float = 60.0,
+        transport: httpx.BaseTransport | None = None,
+        busy_retries: int = 3,
     ) -> None:
         self._http = httpx.Client(
             base_url=base_url.rstrip("/") + "/v1", headers={"X-API-Key": key}, timeout=timeout, transport=transport
         )
         self._max_page: int | None = None
+        self.busy_retries = busy_retries
 
     def _page_size(self, page_size: int | None) -> int:
         """The page size to ask for: the caller's, else the server's maximum (fewest round trips)."""
@@ -64,6 +73,12 @@ class Client:
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         r = self._http.request(method, path, **kwargs)
+        for _ in range(self.busy_retries):
+            wait = r.headers.get("Retry-After", "")
+            if r.status_code != 503 or not wait.isdigit():
+                break
+            time.sleep(min(int(wait), 30))
+            r = self._http.request(method, path, **kwargs)
         if r.status_code >= 400:
             try:
                 body = r.json()

@@ -41,6 +41,8 @@ def _serve(args: argparse.Namespace) -> int:
         state = build_state(cfg)
     except (ModelLoadError, EncoderError) as exc:
         raise ConfigError(str(exc)) from None
+    if state.keys.error is not None:
+        raise ConfigError(str(state.keys.error))
     for problem in state.catalog.check_folders():
         log.warning("%s (it will be served as empty until it appears)", problem)
     if not state.keys.path.exists():

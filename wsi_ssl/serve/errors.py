@@ -2,7 +2,9 @@
 
 Every 4xx names the problem (which parameter, which limit, which file) in ``detail``; ``error``
 is a stable machine-readable code. Unexpected exceptions become a 500 with a generic message
-(the traceback goes to the server log, never to the caller).
+and one line in the server log (``guards.ErrorGuardMiddleware``); the caller never sees a
+traceback or a server path. A feature file that is being rewritten is a 503 with
+``Retry-After``: the server is fine, the file is busy.
 """
 
 from __future__ import annotations
@@ -16,10 +18,12 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from wsi_ssl.serve.catalog import SlideNotFound
+from wsi_ssl.serve.catalog import FeatureFileBusy, SlideNotFound
 from wsi_ssl.stores.features import FeatureFileError
 
 log = logging.getLogger("wsi_ssl.serve")
+INTERNAL_ERROR_DETAIL = "internal server error; the server log has the details"
+RETRY_AFTER_S = 1
 
 _STATUS_CODES = {
     400: "bad_request",
@@ -54,6 +58,14 @@ class ApiError(Exception):
         self.detail = detail
         self.code = code or _STATUS_CODES.get(status, "error")
         self.headers = headers
+
+
+class BodyTooLarge(StarletteHTTPException):
+    """Raised while a body streams in past its limit; an HTTPException so FastAPI's body parsing
+    passes it on (it turns other errors into a 400) and it is answered as a 413."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(413, detail)
 
 
 def not_found(what: str) -> ApiError:
@@ -98,13 +110,18 @@ def install_error_handlers(app: FastAPI) -> None:
             500, "unreadable_feature_file", "the slide's feature file cannot be read; the server log names it"
         )
 
-    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error", exc_info=exc)
-        return error_response(500, "internal_error", "internal server error; the server log has the details")
+    async def busy_feature_file(_: Request, exc: Exception) -> JSONResponse:
+        log.warning("%s", exc)
+        return error_response(
+            503,
+            "unavailable",
+            f"slide {exc.args[0]!r}: its feature file is being written; retry in {RETRY_AFTER_S} s",
+            {"Retry-After": str(RETRY_AFTER_S)},
+        )
 
     app.add_exception_handler(ApiError, api_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(SlideNotFound, slide_not_found)
+    app.add_exception_handler(FeatureFileBusy, busy_feature_file)
     app.add_exception_handler(FeatureFileError, bad_feature_file)
-    app.add_exception_handler(Exception, unexpected)

@@ -23,11 +23,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.routing import BaseRoute, Match
 from starlette.types import Receive, Scope, Send
 
-from wsi_ssl.serve.config import MAX_PAGE_LIMIT
+from wsi_ssl.serve.config import MAX_PAGE_LIMIT, MAX_SLIDE_ID
 from wsi_ssl.serve.deps import API_PREFIX
 from wsi_ssl.serve.routes import slides
 
-_MAX_NAME = {"cohort": 128, "slide_id": 255}  # the max_length of the documented path parameters
+_MAX_NAME = {"cohort": 128, "slide_id": MAX_SLIDE_ID}  # the max_length of the documented path parameters
 _MAX_OFFSET = 2**31 - 1
 Handler = Callable[[Request, dict[str, Any]], Awaitable[Response]]
 

@@ -130,6 +130,9 @@ class KeyStore:
 
     The file is stat'ed at most every ``recheck_s`` seconds, so a new or revoked key takes
     effect within that time, and a busy server does not stat the file on every request.
+    A file that cannot be read fails closed: every lookup raises KeyFileError (a 503) until
+    the file is valid again. Keeping the old key set instead would keep a key working that a
+    broken hand edit was meant to revoke.
     """
 
     def __init__(self, path: str | Path, recheck_s: float = 1.0) -> None:
@@ -139,6 +142,7 @@ class KeyStore:
         self._stamp: tuple[int, int] | None = None
         self._checked = 0.0
         self._by_hash: dict[str, ApiKey] = {}
+        self._error: KeyFileError | None = None
         self._refresh()
 
     def _file_stamp(self) -> tuple[int, int] | None:
@@ -159,15 +163,26 @@ class KeyStore:
         with self._lock:
             if stamp == self._stamp and (stamp is not None or not self._by_hash):
                 return
-            keys = read_keys(self.path)
-            self._by_hash = {k.sha256: k for k in keys}
-            self._stamp = stamp
+            try:
+                keys = read_keys(self.path)
+            except KeyFileError as exc:
+                self._by_hash, self._error = {}, exc
+            else:
+                self._by_hash, self._error = {k.sha256: k for k in keys}, None
+            self._stamp = stamp  # last: a lookup that sees the new stamp sees the new key set
+
+    @property
+    def error(self) -> KeyFileError | None:
+        """Why the keys file cannot be read, or None while it is valid."""
+        return self._error
 
     def lookup(self, key: str | None) -> ApiKey | None:
-        """The key's record, or None for a missing or unknown key."""
+        """The key's record, or None for a missing or unknown key; KeyFileError while the file is bad."""
+        self._refresh()
+        if self._error is not None:
+            raise self._error
         if not key:
             return None
-        self._refresh()
         # Looked up by digest: a guess's timing can only reveal how much of its own SHA-256
         # matched a stored one, which says nothing usable about any key.
         return self._by_hash.get(hash_key(key))

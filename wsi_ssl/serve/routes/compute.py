@@ -8,14 +8,15 @@ from fastapi import APIRouter, Body, File, Request, UploadFile
 from starlette.concurrency import run_in_threadpool
 
 from wsi_ssl.serve.auth import SECURED, caller
-from wsi_ssl.serve.deps import API_PREFIX, ServeState, get_state, open_slide
+from wsi_ssl.serve.catalog import SlideHandle
+from wsi_ssl.serve.deps import API_PREFIX, ServeState, get_state, read_slide
 from wsi_ssl.serve.encoding import NPY_MEDIA, json_response, npy_response, wants_npy
 from wsi_ssl.serve.errors import ApiError, ErrorBody
 from wsi_ssl.serve.keys import ApiKey
 from wsi_ssl.serve.models import ModelInputError
 from wsi_ssl.serve.routes.slides import CohortParam, SlideParam
 from wsi_ssl.serve.schemas import Prediction, PredictRequest, TileEmbeddings
-from wsi_ssl.serve.tile_encoder import decode_tile
+from wsi_ssl.serve.tile_encoder import decode_tile, release_memory, tile_pixels
 
 router = APIRouter()
 
@@ -34,7 +35,7 @@ def _errors(extra: dict[int, str]) -> dict[int | str, dict[str, Any]]:
             {
                 400: "an empty or damaged image, or too many tiles",
                 406: "the Accept header allows no offered type",
-                413: "an image over the size limit",
+                413: "a request body, an image or the request's pixels in all over their limit",
                 415: "a file that is not a PNG or JPEG image",
                 503: "no encoder is loaded on this server",
             }
@@ -60,14 +61,23 @@ def embed_tiles(
     limits = state.config.limits
     if len(files) > limits.max_tiles_per_request:
         raise ApiError(400, f"{len(files)} tiles in one request; the limit is {limits.max_tiles_per_request}")
-    images = []
-    names = []
-    for i, upload in enumerate(files):
-        name = upload.filename or f"files[{i}]"
-        data = upload.file.read(limits.max_image_bytes + 1)
-        images.append(decode_tile(data, name, limits.max_image_bytes, limits.max_image_pixels))
-        names.append(name)
-    embeddings = state.encoder.embed(images)
+    tile_limits = state.encoder.limits(limits.max_image_bytes, limits.max_image_pixels, limits.max_image_scale)
+    names = [upload.filename or f"files[{i}]" for i, upload in enumerate(files)]
+    blobs = [upload.file.read(limits.max_image_bytes + 1) for upload in files]
+    # Every header is checked before any image is decoded: a refused request decodes nothing.
+    pixels = sum(tile_pixels(data, name, tile_limits) for data, name in zip(blobs, names))
+    if pixels > limits.max_request_pixels:
+        raise ApiError(
+            413,
+            f"the {len(blobs)} images are {pixels} pixels in all; the limit is {limits.max_request_pixels} "
+            "pixels per request",
+        )
+    try:
+        decoded = (decode_tile(data, name, tile_limits) for data, name in zip(blobs, names))
+        embeddings = state.encoder.embed_stream(decoded, len(blobs))
+    finally:
+        del blobs
+        release_memory()
     if npy:
         return npy_response(embeddings)
     cfg = state.encoder.config
@@ -83,20 +93,22 @@ def embed_tiles(
 
 
 def _predict(state: ServeState, key: ApiKey, cohort: str, slide_id: str, model_name: str) -> dict[str, Any]:
-    handle = open_slide(state, key, cohort, slide_id)
-    model = state.models.get(model_name)
-    if model is None:
-        loaded = ", ".join(sorted(state.models)) or "none"
-        raise ApiError(422, f"model {model_name!r} is not loaded on this server (loaded: {loaded})")
-    if handle.n_tiles == 0:
-        raise ApiError(409, f"slide {slide_id!r} has no tiles to predict on")
-    try:
-        outputs = handle.derived(
-            f"predict:{model_name}",
-            lambda h: model.predict(h.features(0, h.n_tiles), h.attrs.get("encoder_sha256") or None),
-        )
-    except ModelInputError as exc:
-        raise ApiError(409, str(exc)) from None
+    def run(handle: SlideHandle) -> dict[str, Any]:
+        model = state.models.get(model_name)
+        if model is None:
+            loaded = ", ".join(sorted(state.models)) or "none"
+            raise ApiError(422, f"model {model_name!r} is not loaded on this server (loaded: {loaded})")
+        if handle.n_tiles == 0:
+            raise ApiError(409, f"slide {slide_id!r} has no tiles to predict on")
+        try:
+            return handle.derived(  # type: ignore[no-any-return]
+                f"predict:{model_name}",
+                lambda h: model.predict(h.features(0, h.n_tiles), h.attrs.get("encoder_sha256") or None),
+            )
+        except ModelInputError as exc:
+            raise ApiError(409, str(exc)) from None
+
+    outputs = read_slide(state, key, cohort, slide_id, run)
     return {"cohort": cohort, "slide_id": slide_id, "model": model_name, "outputs": outputs}
 
 
@@ -108,6 +120,8 @@ def _predict(state: ServeState, key: ApiKey, cohort: str, slide_id: str, model_n
             400: "a body that cannot be parsed as JSON",
             404: "no such slide (or not visible to this key)",
             409: "the slide's features do not fit the model (dimension, encoder, no tiles)",
+            413: "a body over the limit for JSON bodies (a predict body is a model name)",
+            503: "the slide's feature file is being written: retry after Retry-After",
         }
     ),
     tags=["models"],

@@ -10,8 +10,8 @@ from starlette.concurrency import run_in_threadpool
 
 from wsi_ssl.serve.auth import SECURED, caller
 from wsi_ssl.serve.catalog import SlideHandle
-from wsi_ssl.serve.config import MAX_PAGE_LIMIT, LimitsConfig
-from wsi_ssl.serve.deps import API_PREFIX, ServeState, get_state, open_slide, visible_cohort
+from wsi_ssl.serve.config import MAX_PAGE_LIMIT, MAX_SLIDE_ID, LimitsConfig
+from wsi_ssl.serve.deps import API_PREFIX, ServeState, get_state, open_slide, read_slide, visible_cohort
 from wsi_ssl.serve.encoding import (
     JSON_MEDIA,
     NPY_MEDIA,
@@ -34,9 +34,14 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorBody, "description": "no such slide or cohort (or not visible to this key)"},
     406: {"model": ErrorBody, "description": "the Accept header allows no offered type"},
     422: {"model": ErrorBody, "description": "a parameter of the wrong type or range"},
+    503: {"model": ErrorBody, "description": "the slide's feature file is being written: retry after Retry-After"},
 }
 CohortParam = Path(description="cohort name", max_length=128)
-SlideParam = Path(description="slide id (the feature file's stem)", max_length=255)
+SlideParam = Path(
+    description=f"slide id (the feature file's stem; at most {MAX_SLIDE_ID} characters, as '<id>.h5' must fit "
+    "a 255-byte file name)",
+    max_length=MAX_SLIDE_ID,
+)
 OffsetParam = Query(0, ge=0, le=2**31 - 1, description="index of the first item")
 LimitParam = Query(None, ge=1, le=MAX_PAGE_LIMIT, description="page size (server default when omitted)")
 
@@ -169,7 +174,14 @@ async def slide_embedding(
     handle = await _handle(state, key, cohort, slide_id)
     body = handle.cached("embedding_json")
     if body is None:
-        body = await run_in_threadpool(handle.derived, "embedding_json", lambda h: _embedding_body(state, h))
+        body = await run_in_threadpool(
+            read_slide,
+            state,
+            key,
+            cohort,
+            slide_id,
+            lambda h: h.derived("embedding_json", lambda h2: _embedding_body(state, h2)),
+        )
     return Response(body, media_type=JSON_MEDIA)
 
 
@@ -197,7 +209,11 @@ def slide_tiles(
     key = caller(request)
     state = get_state(request)
     npy = wants_npy(request.headers.get("accept"))
-    handle = open_slide(state, key, cohort, slide_id)
+    return read_slide(state, key, cohort, slide_id, lambda handle: _tile_page(state, handle, offset, limit, npy))
+
+
+def _tile_page(state: ServeState, handle: SlideHandle, offset: int, limit: int | None, npy: bool) -> Response:
+    cohort, slide_id = handle.cohort, handle.slide_id
     start, stop, limit, nxt = page_bounds(offset, limit, handle.n_tiles, state.config.limits, "tiles")
     coords = handle.coords[start:stop]
     if npy:
