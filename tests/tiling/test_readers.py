@@ -22,7 +22,7 @@ from wsi_ssl.slide.readers import (
 from wsi_ssl.slide.readers.registry import auto_order
 from wsi_ssl.tiling.config import TileConfig
 
-KNOWN = "auto, openslide, tiffslide"
+KNOWN = "auto, czi, ome-zarr, openslide, tiffslide, wsidicom"
 
 
 class FakeReader(ReaderBase):
@@ -93,9 +93,11 @@ def test_unknown_backend_is_an_error_naming_the_known_ones(
     assert "invalid choice: 'bogus'" in capsys.readouterr().err
 
 
-def test_every_registered_reader_satisfies_the_protocol(one_slide: Path) -> None:
+def test_every_tiff_reader_satisfies_the_protocol(one_slide: Path) -> None:
+    """The general readers on one TIFF; the format readers (czi, ome-zarr, wsidicom) are held to
+    the same protocol on their own files in tests/slide/test_formats.py."""
     pixels = []
-    for name in READERS:
+    for name in ("openslide", "tiffslide"):
         with open_slide(one_slide, name, fast_reads=False) as reader:
             assert isinstance(reader, SlideReader) and reader.backend == name
             assert reader.mpp == pytest.approx(0.5) and [lv.mpp for lv in reader.levels] == pytest.approx([0.5, 1.0])
@@ -128,13 +130,13 @@ def test_auto_moves_on_only_when_a_library_refuses(monkeypatch: pytest.MonkeyPat
     monkeypatch.setitem(READERS, "refuser", RefusingReader)
     with open_slide(one_slide) as reader:
         assert reader.backend == "openslide"
-    with pytest.raises(SlideOpenError, match="^cannot open .*: refuser: OSError: not my format$"):
+    with pytest.raises(SlideOpenError, match="^cannot open .*: refuser: not my format$"):
         open_slide(one_slide, "refuser")
     not_a_slide = one_slide.with_suffix(".txt")
     not_a_slide.write_text("hello")
     with pytest.raises(SlideOpenError) as err:
         open_slide(not_a_slide)
-    assert str(err.value).startswith(f"cannot open {not_a_slide}: refuser: OSError: not my format; openslide: ")
+    assert str(err.value).startswith(f"cannot open {not_a_slide}: refuser: not my format; openslide: ")
     assert "; tiffslide: " in str(err.value)
     # A backend that opened the file but finds it unusable is not second-guessed by the next one.
     with pytest.raises(ValueError, match="mpp_override must be > 0"):

@@ -1,5 +1,6 @@
 """Reading whole-slide images: readers (``readers/``), pyramid levels and true MPP, tissue detection,
-discovery.
+discovery (``discover.py``; DICOM files grouped by series in ``dicom_series.py``), and the header
+check every open starts with (``sniff.py``: refusals, truncation, which reader claims a format).
 
 The ground floor every stage may use. MPP is always a measured microns-per-pixel from the file's
 metadata (or an explicit override), never inferred from an objective-power string.

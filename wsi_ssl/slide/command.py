@@ -9,8 +9,8 @@ import json
 def register(sub: argparse._SubParsersAction) -> None:
     from wsi_ssl.slide.readers import backend_names
 
-    p = sub.add_parser("info", help="print a slide's vendor, levels, MPP, objective power and associated images")
-    p.add_argument("slide", help="a slide file (or one file of a DICOM folder)")
+    p = sub.add_parser("info", help="print a slide's reader, format, channels, levels, MPP and associated images")
+    p.add_argument("slide", help="a slide file, a DICOM series folder (or one of its files), or an OME-Zarr folder")
     p.add_argument("--backend", choices=backend_names(), default="auto")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=run)
@@ -20,14 +20,18 @@ def run(args: argparse.Namespace) -> int:
     import sys
     from pathlib import Path
 
-    from wsi_ssl.slide.discover import _dicom_entry
+    from wsi_ssl.slide.discover import SlideListError, folder_slide
     from wsi_ssl.slide.readers import SlideOpenError, open_slide
 
     path = Path(args.slide)
     if path.is_dir():
-        entry = _dicom_entry(path)
+        try:
+            entry = folder_slide(path)
+        except SlideListError as exc:
+            print(f"wsi-ssl info: {exc}", file=sys.stderr)
+            return 2
         if entry is None:
-            print(f"wsi-ssl info: {path} is a folder without .dcm files", file=sys.stderr)
+            print(f"wsi-ssl info: {path} is a folder without a slide (.dcm files or OME-Zarr)", file=sys.stderr)
             return 2
         path = entry.path
     try:
@@ -43,7 +47,11 @@ def run(args: argparse.Namespace) -> int:
         f"{info['mpp']:.4f} um/px ({info['mpp_source']})" if info["mpp"] else "MISSING (use --mpp-override when tiling)"
     )
     print(f"slide      {info['path']}")
-    print(f"backend    {info['backend']}    vendor {info['vendor']}")
+    print(f"reader     {info['backend']} (pixels: {info['pixel_backend']})    vendor {info['vendor']}")
+    names = f" ({', '.join(info['channel_names'])})" if info["channel_names"] else ""
+    print(
+        f"format     {info['format']}    channels {info['channels']}{names}    photometric {info['photometric'] or '?'}"
+    )
     print(f"size       {info['dimensions'][0]} x {info['dimensions'][1]} px")
     print(f"mpp        {mpp}")
     print(f"objective  {info['objective_power'] or 'unknown'}")

@@ -7,10 +7,13 @@ memory at full resolution: only one block (``block`` px square) does.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import cv2
 import numpy as np
 
-from wsi_ssl.slide.readers import SlideReader
+if TYPE_CHECKING:  # the readers call these functions (ReaderBase.thumbnail)
+    from wsi_ssl.slide.readers.base import SlideReader
 
 
 def read_at_mpp(slide: SlideReader, target_mpp: float, block: int = 4096) -> tuple[np.ndarray, float]:
@@ -19,7 +22,13 @@ def read_at_mpp(slide: SlideReader, target_mpp: float, block: int = 4096) -> tup
     ``actual_mpp`` differs from the target by the rounding of the output size only.
     """
     slide_mpp = slide.require_mpp()
-    want_ds = max(target_mpp / slide_mpp, 1.0)
+    out = read_downsampled(slide, max(target_mpp / slide_mpp, 1.0), block)
+    return out, slide_mpp * slide.dimensions[0] / out.shape[1]
+
+
+def read_downsampled(slide: SlideReader, want_ds: float, block: int = 4096) -> np.ndarray:
+    """The whole slide shrunk ``want_ds`` times from level 0, read block by block (no MPP needed:
+    thumbnails of slides without MPP use it too)."""
     level = slide.best_level_for_downsample(want_ds)
     lv = slide.levels[level]
     w0, h0 = slide.dimensions
@@ -48,5 +57,4 @@ def read_at_mpp(slide: SlideReader, target_mpp: float, block: int = 4096) -> tup
                 max(ry1 - ry0, 1),
             )
             out[oy0:oy1, ox0:ox1] = cv2.resize(region, (ox1 - ox0, oy1 - oy0), interpolation=cv2.INTER_AREA)
-    actual_mpp = slide_mpp * w0 / out_w
-    return out, actual_mpp
+    return out

@@ -6,6 +6,15 @@ band) and darkness (black marker, slide-edge shadows, dust). Then Otsu picks the
 threshold per slide (with a floor, so an almost-empty slide does not turn noise into tissue),
 morphology closes gaps between cell clusters and opens away specks, small objects are dropped and
 small holes filled. All sizes are in microns, so the same config works at any mask resolution.
+
+Fat (``fat``): adipose tissue is empty cells with thin membranes, nearly as pale as glass at a
+mask resolution of several microns per pixel, so the saturation threshold drops it. It is tissue
+to a pathologist and carries signal at tumour margins, so ``fat: include`` (the default, chosen on
+the measurements in docs/benchmarks.md) adds it back: pixels faintly above the glass's own
+saturation (``fat_min_saturation``, or the glass's 90th percentile plus 2 levels if higher) that
+form a dense enough mesh (``fat_min_density`` of a ``fat_window_um`` window), and only where that
+mesh touches stained tissue, so a tinted glass or a smudge alone never becomes tissue.
+``fat: exclude`` keeps the stained tissue only (the behaviour before this option).
 """
 
 from __future__ import annotations
@@ -13,6 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import cv2
 import numpy as np
@@ -35,6 +45,12 @@ class TissueConfig(StrictModel):
     min_area_um2: float = Field(40_000.0, ge=0, description="drop tissue pieces smaller than this")
     max_hole_um2: float = Field(60_000.0, ge=0, description="fill holes smaller than this (lumens, fat)")
     pen_dilate_um: float = Field(24.0, ge=0, description="grow the ink mask over its anti-aliased rims")
+    fat: Literal["include", "exclude"] = Field(
+        "include", description="adipose tissue (pale membrane mesh touching stained tissue) counts as tissue"
+    )
+    fat_min_saturation: float = Field(0.0275, ge=0, le=1, description="fat membranes: faint saturation floor")
+    fat_window_um: float = Field(120.0, gt=0, description="window over which the membrane mesh density is taken")
+    fat_min_density: float = Field(0.3, gt=0, le=1, description="share of faint pixels that makes a window fat")
 
 
 @dataclass
@@ -129,6 +145,30 @@ def _otsu_masked(sat: np.ndarray, where: np.ndarray) -> float:
     return _otsu_hist(hist.astype(np.float64))
 
 
+def _fat_u8(
+    sat: np.ndarray, candidates: np.ndarray, stained: np.ndarray, px_um: float, cfg: TissueConfig
+) -> np.ndarray:
+    """Adipose tissue as a 0/255 mask: a dense mesh of faint pixels touching stained tissue."""
+    glass = cv2.bitwise_and(candidates, cv2.bitwise_not(stained))
+    glass_sat = sat[glass > 0]
+    floor = _at_least(cfg.fat_min_saturation)
+    if glass_sat.size:
+        floor = max(floor, int(np.percentile(glass_sat, 90)) + 2)
+    faint = cv2.bitwise_and(glass, cv2.inRange(sat, floor, 255))
+    win = max(3, int(round(cfg.fat_window_um * px_um)) | 1)
+    density = cv2.boxFilter(faint, cv2.CV_32F, (win, win), normalize=True) / 255.0
+    fat = (density >= cfg.fat_min_density).astype(np.uint8)
+    n, labels = cv2.connectedComponents(fat, connectivity=8)
+    if n <= 1:
+        return np.zeros_like(stained)
+    near = cv2.dilate(stained, np.ones((3, 3), np.uint8)) > 0
+    keep = np.zeros(n, bool)
+    keep[np.unique(labels[near & (fat > 0)])] = True
+    keep[0] = False
+    out: np.ndarray = keep[labels].astype(np.uint8) * 255
+    return cv2.bitwise_and(out, candidates)
+
+
 def detect_tissue(rgb: np.ndarray, mpp: float, cfg: TissueConfig | None = None) -> TissueMask:
     """Tissue mask of an RGB uint8 image whose pixels are ``mpp`` microns wide.
 
@@ -160,6 +200,8 @@ def detect_tissue(rgb: np.ndarray, mpp: float, cfg: TissueConfig | None = None) 
     else:
         thr = max(_otsu_masked(sat, candidates), cfg.min_saturation)
     mask = cv2.bitwise_and(candidates, cv2.inRange(sat, _at_least(thr), 255))
+    if cfg.fat == "include":
+        mask = cv2.bitwise_or(mask, _fat_u8(sat, candidates, mask, px_um, cfg))
     k_close, k_open = _disk(cfg.close_um * px_um), _disk(cfg.open_um * px_um)
     if k_close is not None:
         mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, k_close)

@@ -65,6 +65,11 @@ def iter_tiles(
     order = np.argsort(block_ids, kind="stable")
     bounds = np.flatnonzero(np.diff(block_ids[order])) + 1
     groups = [g for block_group in np.split(order, bounds) for g in _dense_groups(positions, block_group, rs)]
+    prefetch = getattr(slide, "prefetch_regions", None)  # a slide at a URL: one request batch (slide/readers/remote.py)
+    if prefetch is not None:
+        boxes = [(positions[g].min(axis=0), positions[g].max(axis=0) + rs) for g in groups]
+        ds = plan.downsample
+        prefetch([(int(round(a[0] * ds)), int(round(a[1] * ds)), plan.level, *(b - a).tolist()) for a, b in boxes])
     for group in groups:
         pos = positions[group]
         x0, y0 = int(pos[:, 0].min()), int(pos[:, 1].min())

@@ -18,7 +18,9 @@ class TileConfig(StrictModel):
     min_tissue: float = Field(0.25, ge=0, le=1, description="tiles with a smaller tissue fraction are not written")
     mpp_tolerance: float = Field(0.02, ge=0, lt=0.5, description="read natively (no resize) within this relative MPP")
     backend: str = Field(
-        "auto", description="slide reader: auto (OpenSlide, then tiffslide) or a name in the reader registry"
+        "auto",
+        description="slide reader: auto (the reader claiming the format, then OpenSlide, tiffslide, wsidicom) "
+        "or a name in the reader registry",
     )
     mpp_override: float | None = Field(None, gt=0, description="MPP for slides whose files carry none")
     workers: int = Field(0, ge=0, description="processes; 0 = one per CPU core")

@@ -2,8 +2,12 @@
 
 - ``base.py``: the ``SlideReader`` protocol, ``ReaderBase`` (the backend-independent half), errors.
 - ``registry.py``: ``READERS``, ``@register_reader``, ``open_slide(path, backend="auto")``.
-- ``openslide.py``, ``tiffslide.py``: the two backends; ``native_tiff.py``: OpenSlide's verified
-  fast path for tiled TIFFs (not a backend of its own).
+- ``openslide.py``, ``tiffslide.py``: the two general backends; ``wsidicom.py`` (DICOM series over
+  sub-folders), ``czi.py`` (Zeiss, pylibCZIrw), ``ome_zarr.py`` (NGFF), ``remote.py`` (slides at URLs: tiffslide with ranged
+  reads, docs/storage.md); ``native_tiff.py``:
+  OpenSlide's verified fast path for tiled TIFFs (not a backend of its own).
+- ``../sniff.py`` reads headers before any reader: refusals (fluorescence, unsupported formats),
+  truncation, and the format a reader ``claims``.
 
 To add a backend, add one module here that subclasses ``ReaderBase`` (or implements the protocol)
 and decorates the class with ``@register_reader("name")``, plus its test. Every module of this
@@ -21,6 +25,7 @@ from wsi_ssl.slide.readers.base import (
     ReaderBase,
     SlideOpenError,
     SlideReader,
+    SlideRefusedError,
 )
 from wsi_ssl.slide.readers.registry import (
     READERS,
@@ -42,6 +47,7 @@ __all__ = [
     "ReaderBase",
     "SlideOpenError",
     "SlideReader",
+    "SlideRefusedError",
     "backend_names",
     "check_backend",
     "open_slide",

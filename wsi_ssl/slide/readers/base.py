@@ -23,8 +23,12 @@ from typing import Any, ClassVar, Protocol, Self, runtime_checkable
 import numpy as np
 
 from wsi_ssl.slide.color import dicom_frames_mislabelled_rgb, ycbcr_to_rgb
+from wsi_ssl.slide.sniff import FileFacts
 
 log = logging.getLogger(__name__)
+
+
+_WHOLE_LEVEL_PIXELS = 4096 * 4096  # larger levels are never read whole (thumbnail)
 
 
 class SlideOpenError(RuntimeError):
@@ -39,8 +43,14 @@ class BackendCannotOpen(SlideOpenError):
     """
 
     def __init__(self, path: Path, backend: str, exc: BaseException) -> None:
-        self.reason = f"{backend}: {type(exc).__name__}: {exc}".strip()
+        text = str(exc).strip()  # the library's own words; its exception class only when it has none
+        self.reason = f"{backend}: {text or type(exc).__name__}"
         super().__init__(f"cannot open {path}: {self.reason}")
+
+
+class SlideRefusedError(SlideOpenError):
+    """A file no reader should tile (fluorescence, unsupported vendor format): the message says
+    why, and ``auto`` tries no other reader."""
 
 
 class MissingMPPError(ValueError):
@@ -158,13 +168,18 @@ class ReaderBase:
         self._pixels: RegionSource | None = None  # a faster, verified-identical decoder, if any
         try:
             self._open()
+        except SlideRefusedError:
+            raise
         except Exception as exc:  # each library has its own error types
             raise BackendCannotOpen(self.path, self.backend, exc) from exc
         try:
             self._init_metadata(mpp_override, fast_reads)
-        except BaseException:
+        except (SlideOpenError, ValueError):  # our own findings (no levels, a bad override): as is
             self.close()
             raise
+        except Exception as exc:  # the library opened lazily and fails on its metadata: next backend
+            self.close()
+            raise BackendCannotOpen(self.path, self.backend, exc) from exc
 
     def _init_metadata(self, mpp_override: float | None, fast_reads: bool) -> None:
         props = self._read_properties()
@@ -183,7 +198,7 @@ class ReaderBase:
         if fast_reads:
             self._pixels = self._fast_region_source()
         self.pixel_backend: str = self._pixels.name if self._pixels is not None else self.backend
-        self.ycbcr_fix: bool = dicom_frames_mislabelled_rgb(self.path, props)
+        self.ycbcr_fix: bool = dicom_frames_mislabelled_rgb(self._color_probe_path(), props)
         if self.ycbcr_fix:
             log.info("%s: DICOM frames are YCbCr though tagged RGB; converting to RGB", self.path.name)
         self.levels: list[LevelInfo] = [
@@ -194,6 +209,16 @@ class ReaderBase:
             raise SlideOpenError(f"{self.path}: slide has no readable levels")
 
     # -- hooks: what a backend supplies ---------------------------------------------------------
+    @classmethod
+    def claims(cls, facts: FileFacts) -> bool:
+        """True when ``auto`` should try this reader first for a file with these sniffed facts
+        (e.g. tiffslide for OME-TIFF, whose sub-IFD pyramid OpenSlide does not see)."""
+        return False
+
+    def _color_probe_path(self) -> Path:
+        """A file whose first JPEG frame tells whether DICOM frames are mislabelled YCbCr."""
+        return self.path
+
     def _open(self) -> None:
         """Open ``self.path`` with the backend's library; raise anything if it cannot."""
         raise NotImplementedError
@@ -286,16 +311,31 @@ class ReaderBase:
         """The whole slide as RGB uint8 fitting in ``max_size`` (width, height), aspect kept.
 
         As OpenSlide's ``get_thumbnail``: the whole best level for the downsample, shrunk with
-        Lanczos; but through ``read_region``, so colour fixes and white compositing apply.
+        Lanczos; but through ``read_region``, so colour fixes and white compositing apply. A level
+        too big to hold (a non-pyramidal slide) is first shrunk block by block, bounding memory.
         """
         from PIL import Image  # not at import time: ``wsi-ssl --help`` lists --backend choices from here
 
         w0, h0 = self.dimensions
-        level = self.best_level_for_downsample(max(w0 / max_size[0], h0 / max_size[1]))
+        want = max(w0 / max_size[0], h0 / max_size[1])
+        level = self.best_level_for_downsample(want)
         lv = self.levels[level]
-        image = Image.fromarray(self.read_region(0, 0, level, lv.width, lv.height))
+        if lv.width * lv.height > _WHOLE_LEVEL_PIXELS:  # no pyramid: shrink block by block
+            from wsi_ssl.slide.thumbnail import read_downsampled
+
+            image = Image.fromarray(read_downsampled(self, max(want / 2, 1.0)))
+        else:
+            image = Image.fromarray(self.read_region(0, 0, level, lv.width, lv.height))
         image.thumbnail(max_size, Image.Resampling.LANCZOS)
         return np.asarray(image)
+
+    def channels(self, facts: FileFacts) -> int | None:
+        """Colour channels of the pixel data (the header's count; 3 for RGB once composited)."""
+        return facts.channels or 3
+
+    def photometric(self, facts: FileFacts) -> str | None:
+        """Photometric interpretation as the file states it (what ``info`` shows)."""
+        return facts.photometric or self.properties.get("dicom.PhotometricInterpretation")
 
     # -- lifetime -------------------------------------------------------------------------------
     def close(self) -> None:
@@ -313,7 +353,14 @@ class ReaderBase:
         self.close()
 
     def describe(self) -> dict[str, Any]:
+        from wsi_ssl.slide.sniff import sniff
+
+        facts = sniff(self.path)
         return {
+            "format": facts.format,
+            "channels": self.channels(facts),
+            "channel_names": list(facts.channel_names),
+            "photometric": self.photometric(facts),
             "path": str(self.path),
             "backend": self.backend,
             "pixel_backend": self.pixel_backend,

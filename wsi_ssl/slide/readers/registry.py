@@ -5,7 +5,9 @@ module in ``wsi_ssl/slide/readers/`` on first import, so adding a backend is one
 test). The tiler's config, ``wsi-ssl tile --backend`` and ``wsi-ssl info --backend`` take their
 choices from ``backend_names()``. ``auto`` is not a reader: it tries the readers registered with an
 ``auto_rank``, lowest first (OpenSlide, then tiffslide), and moves on only when a library refuses
-the file.
+the file. Before any reader, ``sniff`` reads the file's headers: a fluorescence or unsupported file
+is refused with its reason, readers that ``claims`` the format go first (OME-TIFF -> tiffslide, CZI,
+OME-Zarr, DICOM series folders), and a truncated file's size check replaces the libraries' errors.
 """
 
 from __future__ import annotations
@@ -19,11 +21,25 @@ from wsi_ssl.slide.readers.base import (
     ReaderBase,
     SlideOpenError,
     SlideReader,
+    SlideRefusedError,
 )
+from wsi_ssl.slide.sniff import FileFacts, sniff
 
 AUTO = "auto"
 
 READERS: dict[str, type[ReaderBase]] = {}
+
+# Opens a slide URL (s3://, gs://, https://): set by ``remote.py``, which this package imports with
+# every other reader module (a hook, so that the registry does not import a reader).
+UrlOpener = Callable[[str, str, "float | None", bool], SlideReader]
+_URL_OPENER: list[UrlOpener] = []
+
+
+def register_url_opener(opener: UrlOpener) -> UrlOpener:
+    """Decorator: ``opener(url, backend, mpp_override, fast_reads)`` opens every slide URL."""
+    _URL_OPENER[:] = [opener]
+    return opener
+
 
 R = TypeVar("R", bound=type[ReaderBase])
 
@@ -74,10 +90,25 @@ def open_slide(
     no probe read for callers that read little, such as heatmaps).
     """
     check_backend(backend)
+    if "://" in str(path):  # s3://, gs://, https://: read in place (docs/storage.md)
+        if not _URL_OPENER:
+            raise SlideOpenError(f"{path}: no reader for slide URLs is registered")
+        return _URL_OPENER[0](str(path), backend, mpp_override, fast_reads)
+    facts = sniff(path)
+    if facts.refusal:
+        raise SlideRefusedError(f"{Path(path).name}: {facts.refusal}")
+    if facts.damage:  # data past the end of the file: no reader gives correct pixels
+        raise SlideRefusedError(f"{Path(path).name}: {facts.damage}")
     errors: list[str] = []
-    for name in auto_order() if backend == AUTO else [backend]:
+    for name in claimed_order(facts) if backend == AUTO else [backend]:
         try:
             return READERS[name](path, mpp_override=mpp_override, fast_reads=fast_reads)
         except BackendCannotOpen as exc:
             errors.append(exc.reason)
     raise SlideOpenError(f"cannot open {Path(path)}: " + "; ".join(errors))
+
+
+def claimed_order(facts: FileFacts) -> list[str]:
+    """``auto``'s order for one file: readers that claim its format first, then the ranked ones."""
+    claimed = [name for name, cls in sorted(READERS.items()) if cls.claims(facts)]
+    return claimed + [name for name in auto_order() if name not in claimed]

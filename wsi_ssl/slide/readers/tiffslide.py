@@ -1,5 +1,6 @@
 """tiffslide: reads what OpenSlide refuses (e.g. Aperio JPEG 2000 through imagecodecs, odd tiled
-TIFFs); ``auto`` falls back to it. Its API mirrors OpenSlide's, so only the library differs.
+TIFFs) and OME-TIFF pyramids (which it claims: ``auto`` tries it first for them); ``auto`` falls
+back to it. Its API mirrors OpenSlide's, so only the library differs.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import numpy as np
 from wsi_ssl.slide.readers.base import RegionSource
 from wsi_ssl.slide.readers.openslide import OpenSlideReader
 from wsi_ssl.slide.readers.registry import register_reader
+from wsi_ssl.slide.sniff import FileFacts
 
 
 @register_reader("tiffslide", auto_rank=1)
@@ -17,6 +19,18 @@ class TiffSlideReader(OpenSlideReader):
     reads come back as arrays, and it has no native TIFF fast path (it already decodes tiles)."""
 
     _prefix = "tiffslide"
+
+    @classmethod
+    def claims(cls, facts: FileFacts) -> bool:
+        """OME-TIFF: tiffslide reads its sub-IFD pyramid and OME pixel size; OpenSlide sees level 0."""
+        return facts.format == "ome-tiff"
+
+    def _metadata_mpp(self) -> float | None:
+        """tiffslide's MPP, else the OME-XML pixel size (tiffslide reads only resolution tags)."""
+        from wsi_ssl.slide.readers.base import positive_float
+        from wsi_ssl.slide.sniff import sniff
+
+        return super()._metadata_mpp() or positive_float(sniff(self.path).notes.get("mpp"))
 
     def _open(self) -> None:
         import tiffslide
