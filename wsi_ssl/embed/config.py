@@ -6,12 +6,12 @@ negative batch size) stops the run with a message naming the key instead of fail
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, model_validator
 
 from wsi_ssl.config import StrictModel
+from wsi_ssl.storage.paths import AnyPath, PathOrURL
 
 Precision = Literal["fp32", "bf16", "fp16"]
 FeatureDtype = Literal["float32", "float16"]
@@ -21,10 +21,10 @@ PreprocessWhere = Literal["auto", "worker", "device"]
 class EmbedConfig(StrictModel):
     """Everything one embedding run needs; CLI flags override the YAML keys of the same name."""
 
-    tiles: Path | None = None  # folder of tile stores (Contract 1)
+    tiles: PathOrURL | None = None  # folder (or s3://, gs:// URL) of tile stores (Contract 1)
     encoder: str | None = None  # encoder dir (Contract 2) or a timm model name
     encoder_weights: str | None = None  # local weights for a timm name ("random" for tests)
-    out: Path | None = None  # folder of feature files (Contract 3)
+    out: PathOrURL | None = None  # folder (or URL) of feature files (Contract 3)
 
     batch_size: int = Field(64, ge=1)
     workers: int = Field(1, ge=0)  # DataLoader worker processes decoding tiles
@@ -32,7 +32,7 @@ class EmbedConfig(StrictModel):
     precision: Precision = "fp32"  # autocast precision of the forward
     dtype: FeatureDtype = "float32"  # storage dtype of the features
     device: str = "auto"  # auto, cpu, cuda, cuda:1, mps
-    devices: int = Field(1, ge=1)  # GPUs per node (one process each, Lightning Fabric)
+    devices: int = Field(1, ge=1)  # processes per node (Lightning Fabric): one per GPU, or CPU processes (gloo)
     num_nodes: int = Field(1, ge=1)
     compile: bool = False  # torch.compile the encoder
     threads: int = Field(0, ge=0)  # torch threads for the forward on CPU; 0 = all cores
@@ -45,11 +45,9 @@ class EmbedConfig(StrictModel):
     def _check(self) -> EmbedConfig:
         if self.device == "cpu" and self.precision == "fp16":
             raise ValueError("precision: fp16 autocast is for GPUs; use bf16 or fp32 with device cpu")
-        if self.device == "cpu" and (self.devices > 1 or self.num_nodes > 1):
-            raise ValueError("devices/num_nodes: several processes are for GPUs; a CPU run uses one process")
         return self
 
-    def require_paths(self) -> tuple[Path, str, Path]:
+    def require_paths(self) -> tuple[AnyPath, str, AnyPath]:
         """The three inputs a run cannot start without, named by key when missing."""
         missing = [k for k in ("tiles", "encoder", "out") if getattr(self, k) in (None, "")]
         if missing:

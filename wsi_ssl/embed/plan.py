@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from wsi_ssl.shard import Shard
+from wsi_ssl.storage.paths import AnyPath
 from wsi_ssl.stores.features import FeatureFileError, feature_path, read_feature_attrs
 from wsi_ssl.stores.tile_store import TileStore, TileStoreError, find_tile_stores
 
@@ -30,8 +30,8 @@ class SlideJob:
     """One slide to embed: its store, its output file, and what the writer needs to know."""
 
     slide_id: str
-    store: Path
-    out: Path
+    store: AnyPath  # a folder or an object-storage URL (docs/storage.md)
+    out: AnyPath
     n_tiles: int
     tile_size: int
     mpp: float
@@ -58,8 +58,8 @@ def mpp_mismatch(store_mpp: float, encoder_mpp: float | None, tolerance: float) 
 
 
 def plan_slides(
-    tiles_dir: Path,
-    out_dir: Path,
+    tiles_dir: AnyPath,
+    out_dir: AnyPath,
     *,
     encoder_mpp: float | None,
     encoder_sha256: str,
@@ -94,7 +94,7 @@ def plan_slides(
     return plan
 
 
-def _foreign_file(out: Path, encoder_sha256: str) -> str | None:
+def _foreign_file(out: AnyPath, encoder_sha256: str) -> str | None:
     """A complete feature file made by another encoder would silently mix two feature spaces."""
     try:
         attrs = read_feature_attrs(out)

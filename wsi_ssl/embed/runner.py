@@ -72,13 +72,15 @@ def resolve_device(name: str) -> torch.device:
 def _make_fabric(cfg: EmbedConfig, device: torch.device) -> Any:
     from lightning.fabric import Fabric
 
+    # Several processes per node are one per GPU, or CPU processes talking over gloo (a CPU-only
+    # cluster, and the multi-process tests); a named GPU (cuda:1) or mps is one process.
     if device.type == "cuda" and device.index is not None:
         devices: Any = [device.index]
-    elif device.type == "cuda":
+    elif device.type in ("cuda", "cpu"):
         devices = cfg.devices
     else:
         devices = 1
-    multi = device.type == "cuda" and (cfg.devices > 1 or cfg.num_nodes > 1)
+    multi = (isinstance(devices, int) and devices > 1) or cfg.num_nodes > 1
     return Fabric(
         accelerator=device.type,
         devices=devices,
@@ -88,12 +90,13 @@ def _make_fabric(cfg: EmbedConfig, device: torch.device) -> Any:
     )
 
 
-def _cpu_threads(requested: int) -> int:
+def _cpu_threads(requested: int, processes: int = 1) -> int:
+    """``requested``, else this process's share of the cores (several CPU ranks share a node's cores)."""
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         cores = os.cpu_count() or 1
-    return requested or cores
+    return requested or max(1, cores // processes)
 
 
 class _Pending:
@@ -163,7 +166,7 @@ def _run_embed(cfg: EmbedConfig) -> EmbedSummary:
     fabric.launch()
     device = fabric.device if device.type == "cuda" else device
     if device.type == "cpu":
-        torch.set_num_threads(_cpu_threads(cfg.threads))
+        torch.set_num_threads(_cpu_threads(cfg.threads, cfg.devices))
 
     # An encoder dir's config.json says all the plan and the workers need, so the workers start
     # decoding while the weights load. A preset's weights must be found (and hashed) first, since

@@ -5,6 +5,9 @@
 - ``last.ckpt`` at ``trainer.max_steps`` or beyond, with ``summary.json`` written: the run is
   finished; the rerun says so and trains nothing (raise ``trainer.max_steps`` to train on).
 - Otherwise training continues from ``last.ckpt``: weights, optimiser, step and every schedule.
+- Under SLURM, Lightning saves ``hpc_ckpt_N.ckpt`` in ``RUN_DIR/checkpoints`` when the job's time
+  limit signal arrives (``#SBATCH --signal=USR1@S``) and requeues the job; the requeued run
+  continues from whichever of it and ``last.ckpt`` is further along.
 
 **Which config wins.** The config given now. Keys that only steer the run (when it stops, how
 often it checkpoints, logs and monitors, on which hardware, how many loader workers, where the
@@ -61,10 +64,15 @@ class ResumePoint:
     state_shapes: dict[str, tuple[int, ...]]
 
 
+HPC_CHECKPOINTS = "hpc_ckpt_*.ckpt"  # Lightning's SLURM auto-requeue checkpoints (default_root_dir)
+
+
 def find_resume_point(ckpt_dir: Path, last: Path, must_resume: bool) -> ResumePoint | None:
     """The checkpoint to continue from, or None for a new run (see the module docstring)."""
-    if last.is_file():
-        return read_resume_point(last)
+    hpc = sorted(ckpt_dir.glob(HPC_CHECKPOINTS)) if ckpt_dir.is_dir() else []
+    points = [read_resume_point(p) for p in ([last] if last.is_file() else []) + hpc]
+    if points:  # the furthest along; on a tie last.ckpt (written after the signal's checkpoint)
+        return max(points, key=lambda p: p.step)
     if must_resume:
         raise RunDirError(f"--resume: no checkpoint at {last}; start the run without --resume")
     others = sorted(ckpt_dir.glob("*.ckpt")) if ckpt_dir.is_dir() else []

@@ -159,6 +159,8 @@ def _run_pretrain(cfg: PretrainConfig, tiles: Sequence[str], run_dir: Path, must
     )
     t = cfg.trainer
     trainer = L.Trainer(
+        # Lightning's SLURM auto-requeue writes its hpc_ckpt_N.ckpt here, where resume finds it.
+        default_root_dir=ckpt_dir,
         max_steps=t.max_steps,
         max_epochs=-1,
         max_time={"minutes": t.max_minutes} if t.max_minutes else None,  # type: ignore[dict-item]
@@ -183,7 +185,7 @@ def _run_pretrain(cfg: PretrainConfig, tiles: Sequence[str], run_dir: Path, must
     if t.compile and gpu:
         module.student.compile()  # in place: state-dict keys (checkpoints, export) stay unchanged
     started = time.time()
-    trainer.fit(module, datamodule=data, ckpt_path=str(last) if point is not None else None)
+    trainer.fit(module, datamodule=data, ckpt_path=str(point.path) if point is not None else None)
     trainer.save_checkpoint(str(last))  # last.ckpt is always the final state, whatever N divides
     seconds = time.time() - started
     if trainer.is_global_zero:

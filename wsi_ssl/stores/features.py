@@ -3,19 +3,21 @@
 ``<slide_id>.h5`` holds ``features`` [N, D] (float32 or float16) and ``coords`` [N, 2] (int64,
 level-0 x/y of each tile's top-left corner, same order), plus attrs. These are the dataset names
 CLAM and TRIDENT write, so their files open here unchanged and ours open in their tools.
-A file exists under its final name only once complete (written to a temporary name, renamed).
+A file exists under its final name only once complete (written to a temporary name, renamed;
+on object storage written locally and published with one upload, docs/storage.md). Paths may be
+URLs (``s3://...``); a remote file is read with ranged reads, not downloaded whole.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import h5py
 import numpy as np
 
+from wsi_ssl.storage.paths import AnyPath, as_path, open_h5
 from wsi_ssl.stores.atomic import PARTIAL_TAG, atomic_output
 
 FEATURES_FORMAT_VERSION = 1
@@ -80,22 +82,22 @@ def describe_encoder(identity: dict[str, str]) -> str:
     return f"{name} (weights sha256 {sha[:12]})" if sha else name
 
 
-def read_feature_attrs(path: str | Path) -> dict[str, Any]:
-    with h5py.File(path, "r") as f:
+def read_feature_attrs(path: str | AnyPath) -> dict[str, Any]:
+    with open_h5(as_path(path)) as f:
         return {k: _plain(v) for k, v in f.attrs.items()}
 
 
-def read_features(path: str | Path, *, mmap_coords_only: bool = False) -> FeatureFile:
+def read_features(path: str | AnyPath, *, mmap_coords_only: bool = False) -> FeatureFile:
     """Open a feature file written by wsi_ssl, CLAM or TRIDENT.
 
     CLAM's older files store ``features`` as [1, N, D]; the leading singleton is dropped.
     With ``mmap_coords_only`` the features are not loaded (an empty [0, D] array stands in).
     """
-    path = Path(path)
+    path = as_path(path)
     if not path.is_file():
         raise FeatureFileError(f"feature file not found: {path}")
     try:
-        with h5py.File(path, "r") as f:
+        with open_h5(path) as f:
             for name in ("features", "coords"):
                 if name not in f:
                     raise FeatureFileError(f"{path}: no {name!r} dataset (found: {sorted(f.keys())})")
@@ -122,12 +124,12 @@ def read_features(path: str | Path, *, mmap_coords_only: bool = False) -> Featur
 
 
 def write_features(
-    path: str | Path,
+    path: str | AnyPath,
     features: np.ndarray,
     coords: np.ndarray,
     attrs: Mapping[str, Any],
     dtype: str = "float32",
-) -> Path:
+) -> AnyPath:
     """Write one slide's features atomically; ``attrs`` must carry the Contract 3 keys."""
     if dtype not in ("float32", "float16"):
         raise ValueError(f"feature dtype must be float32 or float16, got {dtype!r}")
@@ -135,7 +137,7 @@ def write_features(
     coords = np.asarray(coords, dtype=np.int64)
     if features.ndim != 2 or coords.shape != (features.shape[0], 2):
         raise ValueError(f"features {features.shape} and coords {coords.shape} do not match [N, D] / [N, 2]")
-    final = Path(path)
+    final = as_path(path)
     with atomic_output(final) as tmp:
         with h5py.File(tmp, "w") as f:
             # Whole rows per chunk (as the streaming writer does): readers take row ranges.
@@ -148,15 +150,15 @@ def write_features(
     return final
 
 
-def iter_feature_files(folder: str | Path) -> Iterator[Path]:
+def iter_feature_files(folder: str | AnyPath) -> Iterator[AnyPath]:
     """Complete feature files in a folder, sorted by name (temporary partial files skipped)."""
-    for p in sorted(Path(folder).glob(f"*{FEATURE_SUFFIX}")):
+    for p in sorted(as_path(folder).glob(f"*{FEATURE_SUFFIX}")):
         if not p.name.startswith(".") and PARTIAL_TAG not in p.name:
             yield p
 
 
-def feature_path(folder: str | Path, slide_id: str) -> Path:
-    return Path(folder) / f"{slide_id}{FEATURE_SUFFIX}"
+def feature_path(folder: str | AnyPath, slide_id: str) -> AnyPath:
+    return as_path(folder) / f"{slide_id}{FEATURE_SUFFIX}"
 
 
 class FeatureWriter:
@@ -170,7 +172,7 @@ class FeatureWriter:
 
     def __init__(
         self,
-        path: str | Path,
+        path: str | AnyPath,
         coords: np.ndarray,
         dim: int,
         attrs: Mapping[str, Any],
@@ -181,7 +183,7 @@ class FeatureWriter:
         coords = np.asarray(coords, dtype=np.int64)
         if coords.ndim != 2 or coords.shape[1] != 2:
             raise ValueError(f"coords must be [N, 2], got {coords.shape}")
-        self.path = Path(path)
+        self.path = as_path(path)
         self.n_rows = int(coords.shape[0])
         self.dim = int(dim)
         self.dtype = dtype
@@ -221,7 +223,7 @@ class FeatureWriter:
         self._features[start:stop] = features.astype(self.dtype, copy=False)
         self._written = stop
 
-    def close(self) -> Path:
+    def close(self) -> AnyPath:
         """Finish the file and rename it into place; refuses a file with rows missing."""
         if self._written != self.n_rows:
             exc = ValueError(f"{self.path.name}: only {self._written} of {self.n_rows} rows were written")

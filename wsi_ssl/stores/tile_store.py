@@ -7,19 +7,21 @@
 
 The writer builds the store under a temporary name and renames it into place once complete, so
 a store under its final name is complete; ``complete`` is checked as well, so a store copied
-half-way or written by another tool without it is refused too.
+half-way or written by another tool without it is refused too. On object storage (no rename) the
+store is written in place and ``complete``, written last, is the only mark (docs/storage.md).
+Paths may be URLs (``s3://...``): zarr reads and writes them through fsspec.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import zarr
 
+from wsi_ssl.storage.paths import AnyPath, as_path
 from wsi_ssl.stores import codecs as _codecs  # noqa: F401  (registers the tile codecs with zarr)
 from wsi_ssl.stores.atomic import PARTIAL_TAG
 
@@ -48,20 +50,20 @@ class IncompleteStoreError(TileStoreError):
     """A store without ``complete: true``: an interrupted or still-running write."""
 
 
-def store_path(out_dir: str | Path, slide_id: str) -> Path:
-    return Path(out_dir) / f"{slide_id}{STORE_SUFFIX}"
+def store_path(out_dir: str | AnyPath, slide_id: str) -> AnyPath:
+    return as_path(out_dir) / f"{slide_id}{STORE_SUFFIX}"
 
 
-def complete_attrs(path: str | Path) -> dict[str, Any] | None:
+def complete_attrs(path: str | AnyPath) -> dict[str, Any] | None:
     """A complete store's attrs (one metadata read), or None if it is missing or unfinished."""
     try:
-        attrs = dict(zarr.open_group(str(path), mode="r").attrs)
+        attrs = dict(zarr.open_group(str(path), mode="r", zarr_format=3).attrs)
     except Exception:
         return None
     return attrs if attrs.get("complete", False) else None
 
 
-def is_complete(path: str | Path) -> bool:
+def is_complete(path: str | AnyPath) -> bool:
     return complete_attrs(path) is not None
 
 
@@ -71,8 +73,8 @@ class TileStore:
     Picklable by path (DataLoader workers reopen it), so hand stores to workers freely.
     """
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
+    def __init__(self, path: str | AnyPath) -> None:
+        self.path = as_path(path)
         self._group: Any = None
         self._tiles: Any = None
         self._coords: np.ndarray | None = None
@@ -83,7 +85,7 @@ class TileStore:
         if not self.path.exists():
             raise TileStoreError(f"tile store not found: {self.path}")
         try:
-            group = zarr.open_group(str(self.path), mode="r")
+            group = zarr.open_group(str(self.path), mode="r", zarr_format=3)
         except Exception as exc:
             raise TileStoreError(f"{self.path}: not a zarr v3 group ({exc})") from None
         if not group.attrs.get("complete", False):
@@ -177,13 +179,13 @@ class TileStore:
         return f"TileStore({self.path}, n={len(self)}, tile={self.tile_size}, mpp={self.mpp})"
 
 
-def open_tile_store(path: str | Path) -> TileStore:
+def open_tile_store(path: str | AnyPath) -> TileStore:
     return TileStore(path)
 
 
-def find_tile_stores(folder: str | Path) -> list[Path]:
+def find_tile_stores(folder: str | AnyPath) -> list[AnyPath]:
     """All ``*.zarr`` stores directly in ``folder`` (complete or not), sorted; partials skipped."""
-    folder = Path(folder)
+    folder = as_path(folder)
     if not folder.is_dir():
         raise TileStoreError(f"not a folder of tile stores: {folder}")
     return sorted(
@@ -203,7 +205,7 @@ class TileArraysSpec:
 
 
 def create_tile_arrays(
-    group_path: str | Path, spec: TileArraysSpec, coords: np.ndarray, tissue: np.ndarray, attrs: dict[str, Any]
+    group_path: str | AnyPath, spec: TileArraysSpec, coords: np.ndarray, tissue: np.ndarray, attrs: dict[str, Any]
 ) -> None:
     """Lay out a new (incomplete) store: empty sharded ``tiles``, filled ``coords``/``tissue``, attrs.
 
@@ -213,7 +215,7 @@ def create_tile_arrays(
     from wsi_ssl.stores.codecs import tile_codec_kwargs
 
     t = spec.tile_size
-    group = zarr.open_group(str(group_path), mode="w")
+    group = zarr.open_group(str(group_path), mode="w", zarr_format=3)
     n = spec.n_tiles
     shard = max(1, min(spec.shard_tiles, n)) if n else 1
     group.create_array(
@@ -239,12 +241,13 @@ def create_tile_arrays(
     )
 
 
-def write_tiles(group_path: str | Path, start: int, tiles: np.ndarray) -> None:
+def write_tiles(group_path: str | AnyPath, start: int, tiles: np.ndarray) -> None:
     """Write a block of tiles at ``start``; callers align blocks to shards to avoid read-modify-write."""
-    arr = zarr.open_array(str(Path(group_path) / "tiles"), mode="r+")
+    arr = zarr.open_array(str(as_path(group_path) / "tiles"), mode="r+")
     arr[start : start + len(tiles)] = tiles
 
 
-def mark_complete(group_path: str | Path, extra_attrs: dict[str, Any] | None = None) -> None:
-    group = zarr.open_group(str(group_path), mode="r+")
+def mark_complete(group_path: str | AnyPath, extra_attrs: dict[str, Any] | None = None) -> None:
+    """Set ``complete: true`` (one write of the group's ``zarr.json``, after every shard)."""
+    group = zarr.open_group(str(group_path), mode="r+", zarr_format=3)
     group.attrs.update({**(extra_attrs or {}), "complete": True})

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from wsi_ssl.resources import packaged_path
+from wsi_ssl.shard import SHARD_HELP
 
 DEFAULT_CONFIG = packaged_path("configs", "tile", "default.yaml")  # shipped in the package
 
@@ -20,9 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Tile whole-slide images into zarr v3 tile stores (one per slide), with a manifest and QC images.",
     )
     p.add_argument(
-        "slides", nargs="+", help="slide files, folders (searched recursively) or a CSV with slide_id,path[,mpp]"
+        "slides", nargs="*", help="slide files, folders (searched recursively) or a CSV with slide_id,path[,mpp]"
     )
-    p.add_argument("--out", required=True, type=Path, help="output folder for <slide_id>.zarr, manifest.csv and qc/")
+    p.add_argument("--out", help="output folder (or s3://, gs:// URL) for <slide_id>.zarr, manifest.csv and qc/")
     p.add_argument("--config", type=Path, help="YAML config (default: configs/tile/default.yaml when present)")
     p.add_argument("--mpp", type=float, help="target microns per pixel (default 0.5)")
     p.add_argument("--tile-size", type=int, help="tile edge in pixels (default 224)")
@@ -34,11 +35,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--codec", choices=["jpeg", "png", "raw"], help="tile codec (png and raw are lossless)")
     p.add_argument("--quality", type=int, help="JPEG quality (default 90)")
     p.add_argument("--no-qc", action="store_true", help="skip the QC images")
-    p.add_argument("--shard", help="I/N: process only shard I of N (default: SLURM array variables, else all)")
+    p.add_argument("--shard", help=SHARD_HELP)
+    p.add_argument(
+        "--merge-manifests",
+        type=Path,
+        metavar="OUT",
+        help="merge OUT/manifest.shard-I-of-N.csv of a job array into OUT/manifest.csv, then exit (no tiling)",
+    )
     p.add_argument(
         "--set", action="append", metavar="KEY=VALUE", help="override any config key, e.g. tissue.mask_mpp=4"
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="list the slides found (id, path, reader, MPP, size) and what would fail; tile nothing",
+    )
     p.set_defaults(func=run)
 
 
@@ -49,6 +61,13 @@ def run(args: argparse.Namespace) -> int:
     from wsi_ssl.tiling.config import TileConfig
     from wsi_ssl.tiling.runner import OutputError, run_tiling
 
+    if args.merge_manifests is not None:
+        from wsi_ssl.tiling.merge import run_merge
+
+        return run_merge(args.merge_manifests)
+    if not args.slides or (args.out is None and not args.dry_run):
+        print("wsi-ssl tile: give SLIDES... and --out DIR (or --merge-manifests OUT)", file=sys.stderr)
+        return 2
     config_path = args.config or (DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else None)
     flags = {
         "mpp": args.mpp,
@@ -72,6 +91,10 @@ def run(args: argparse.Namespace) -> int:
     if not entries:
         print(f"wsi-ssl tile: no slide files found in {' '.join(args.slides)}", file=sys.stderr)
         return 2
+    if args.dry_run:
+        from wsi_ssl.tiling.dry_run import dry_run
+
+        return dry_run(entries, cfg)
     try:
         summary = run_tiling(entries, args.out, cfg, shard, progress=not args.no_progress)
     except OutputError as exc:

@@ -8,7 +8,6 @@ at once and its shards filled in parallel.
 from __future__ import annotations
 
 import datetime as _dt
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from wsi_ssl.slide.discover import SlideEntry
 from wsi_ssl.slide.readers import SlideReader, open_slide
 from wsi_ssl.slide.thumbnail import read_at_mpp
 from wsi_ssl.slide.tissue import detect_tissue, tile_tissue_fractions
+from wsi_ssl.storage.paths import display, file_size
 from wsi_ssl.tiling.config import TileConfig
 from wsi_ssl.tiling.grid import ReadPlan, aligned_block, block_major_order, grid_positions, make_plan, to_level0
 from wsi_ssl.tiling.qc import QcSource, prepare_qc
@@ -82,8 +82,8 @@ def _plan(entry: SlideEntry, cfg: TileConfig, slide: SlideReader) -> SlidePlan:
     positions, coords, fractions = positions[order], coords[order], fractions[order]
     attrs: dict[str, Any] = {
         "slide_id": entry.slide_id,
-        "source_path": str(os.path.abspath(entry.path)),
-        "source_size": int(os.path.getsize(entry.path)),
+        "source_path": display(entry.path),  # the absolute path, or the URL
+        "source_size": file_size(entry.path),
         "backend": slide.backend,
         "pixel_backend": slide.pixel_backend,
         "vendor": slide.vendor,

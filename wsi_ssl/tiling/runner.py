@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
@@ -24,6 +25,8 @@ from tqdm import tqdm
 
 from wsi_ssl.shard import Shard
 from wsi_ssl.slide.discover import SlideEntry
+from wsi_ssl.slide.readers import MissingMPPError, SlideOpenError
+from wsi_ssl.storage.paths import AnyPath, as_path, is_upath
 from wsi_ssl.stores.atomic import clean_partials, partial_path, publish, remove_path
 from wsi_ssl.stores.codecs import tile_codec_kwargs
 from wsi_ssl.stores.shard_writer import shard_target
@@ -36,7 +39,7 @@ from wsi_ssl.stores.tile_store import (
 )
 from wsi_ssl.tiling.config import TileConfig
 from wsi_ssl.tiling.manifest import Manifest, ManifestRow, manifest_path
-from wsi_ssl.tiling.plan_slide import SlidePlan
+from wsi_ssl.tiling.plan_slide import NoTissueError, SlidePlan
 from wsi_ssl.tiling.workers import plan_task, preload, qc_task, shard_task, warm_task
 
 log = logging.getLogger(__name__)
@@ -65,7 +68,7 @@ class _SlideState:
     entry: SlideEntry
     started: float
     plan: SlidePlan | None = None
-    tmp: Path | None = None
+    tmp: AnyPath | None = None
     pending: int = 0
     error: str = ""
 
@@ -74,6 +77,8 @@ class _SlideState:
         """Hand-over file of the QC picture; named like a leftover of the temporary store, so a
         rerun's ``clean_partials`` removes it if this run is killed."""
         assert self.tmp is not None
+        if is_upath(self.tmp):  # a store on object storage: the hand-over file stays local
+            return Path(tempfile.gettempdir()) / f".{self.tmp.name}.qc-source-{os.getpid()}.npz"
         return self.tmp.with_name(self.tmp.name + ".qc-source.npz")
 
 
@@ -86,7 +91,7 @@ class TilingSummary:
     seconds: float = 0.0
     failures: list[tuple[str, str]] = field(default_factory=list)
 
-    def line(self, out_dir: Path) -> str:
+    def line(self, out_dir: str | AnyPath) -> str:
         rate = self.tiles / self.seconds if self.seconds > 0 else 0.0
         total = self.done + self.failed + self.skipped
         return (
@@ -110,7 +115,7 @@ def _mp_context() -> Any:
     )
 
 
-def check_output_dir(out_dir: Path) -> None:
+def check_output_dir(out_dir: AnyPath) -> None:
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         probe = out_dir / f".write-test-{os.getpid()}"
@@ -121,7 +126,11 @@ def check_output_dir(out_dir: Path) -> None:
 
 
 def _error_text(exc: BaseException) -> str:
+    """The manifest's error: our own errors' messages as they are (they name the problem); an
+    unexpected exception keeps its class name, which is then the clue."""
     text = str(exc) or type(exc).__name__
+    if isinstance(exc, (SlideOpenError, MissingMPPError, NoTissueError)):
+        return text
     return text if type(exc).__name__ in text else f"{type(exc).__name__}: {text}"
 
 
@@ -147,9 +156,13 @@ def _warm_zarr(cfg: TileConfig) -> None:
 
 
 def run_tiling(
-    entries: list[SlideEntry], out_dir: Path, cfg: TileConfig, shard: Shard = Shard(0, 1), progress: bool = True
+    entries: list[SlideEntry],
+    out_dir: str | AnyPath,
+    cfg: TileConfig,
+    shard: Shard = Shard(0, 1),
+    progress: bool = True,
 ) -> TilingSummary:
-    out_dir = Path(out_dir)
+    out_dir = as_path(out_dir)  # a folder or an object-storage URL (docs/storage.md)
     check_output_dir(out_dir)
     if cfg.qc:
         (out_dir / "qc").mkdir(exist_ok=True)

@@ -1,0 +1,8 @@
+"""Make ``cluster_helpers`` importable (as tests/pretrain does with its helpers)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
