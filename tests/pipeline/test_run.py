@@ -39,7 +39,7 @@ def test_resumed_run_starts_at_pretraining(tiny_runs: TinyRuns) -> None:
 def test_second_run_skips_every_stage(tiny_runs: TinyRuns) -> None:
     assert tiny_runs.rerun_rc == 0, tiny_runs.rerun
     stages = _stage_lines(tiny_runs.rerun)
-    assert set(stages) == {"cohort", "tile", "pretrain", "encoders", "embed", "mil"}
+    assert set(stages) == {"cohort", "tile", "pretrain", "encoders", "embed", "mil", "evaluate"}
     assert set(stages.values()) == {"complete"}
     assert "0 stage(s) ran" in tiny_runs.rerun
 

@@ -72,6 +72,26 @@ class PretrainStage(StageConfig):
         return self
 
 
+DEMO_EVALUATION = "demo"  # `evaluation.dataset: demo`: the demo cohort's labelled patch set
+
+
+class EvaluationStage(StageConfig):
+    """``evaluation:`` of a pipeline file: a dataset kind of ``wsi-ssl evaluate``, or ``demo``."""
+
+    dataset: str = DEMO_EVALUATION
+    data: str | None = None  # the dataset's folder (or CSV); not for demo
+    mpp: float | None = Field(None, gt=0)
+    demo_patches_per_class: int = Field(40, ge=4)  # per class and site
+    demo_size: int = Field(64, ge=16)  # px, at demo_mpp (the quickstart's tiles: 64 px at 1.0 um/px)
+    demo_mpp: float = Field(1.0, gt=0)
+
+    @model_validator(mode="after")
+    def _data(self) -> EvaluationStage:
+        if self.dataset != DEMO_EVALUATION and not self.data:
+            raise ValueError(f"evaluation.data: give the folder of the {self.dataset} dataset")
+        return self
+
+
 class ReportConfig(StrictModel):
     """What ``report.html`` shows (every image is inlined, so these bound its size)."""
 
@@ -92,6 +112,7 @@ class PipelineConfig(StrictModel):
     embed: StageConfig = StageConfig(config="configs/embed/default.yaml")
     mil: dict[str, StageConfig]  # task name (a folder name) -> its MIL config
     report: ReportConfig = ReportConfig()
+    evaluation: EvaluationStage | None = None  # `wsi-ssl evaluate` of the encoders (wsi_ssl/evaluate/pipeline_stage.py)
     min_slides: int = Field(4, ge=2)  # fewer tiled slides than this stops the run (MIL needs folds)
 
     @model_validator(mode="after")
@@ -142,3 +163,6 @@ def _is_encoder(spec: str) -> bool:
     from wsi_ssl.encoders.registry import is_preset
 
     return is_preset(spec) or (Path(spec).expanduser() / "config.json").is_file()
+
+
+PipelineConfig.model_rebuild()

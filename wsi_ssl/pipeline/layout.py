@@ -23,7 +23,7 @@ from pathlib import Path
 
 from wsi_ssl.pipeline.config import PipelineConfig, StageConfig, resolve_path
 
-STAGES = ("cohort", "tile", "pretrain", "encoders", "embed", "mil")
+STAGES = ("cohort", "tile", "pretrain", "encoders", "embed", "mil", "evaluate")
 
 
 class PipelineError(RuntimeError):

@@ -13,6 +13,8 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
+from wsi_ssl.evaluate.pipeline_stage import check_evaluation, run_evaluation
+from wsi_ssl.pipeline.call import call_stage
 from wsi_ssl.pipeline.layout import PipelineError, Run
 
 log = logging.getLogger(__name__)
@@ -22,23 +24,6 @@ Check = Callable[[Run], tuple[bool, str]]
 def read_ids(table: Path) -> list[str]:
     with open(table, newline="") as fh:
         return [row["slide_id"] for row in csv.DictReader(fh) if row.get("slide_id")]
-
-
-def call_stage(argv: list[str], what: str, ok_codes: tuple[int, ...] = (0,)) -> int:
-    """Run one ``wsi-ssl`` command in this process; a bad exit code stops the pipeline."""
-    from wsi_ssl.cli import main
-
-    log.info("wsi-ssl %s", " ".join(argv))
-    try:
-        rc = main(argv)
-    except SystemExit as exc:  # argparse errors and stages that exit with a message
-        rc = exc.code if isinstance(exc.code, int) else 1
-    if rc not in ok_codes:
-        raise PipelineError(
-            f"{what} failed (exit code {rc}); the messages above say why. "
-            "Fix it and rerun the same command: finished stages are skipped."
-        )
-    return rc
 
 
 def check_cohort(p: Run) -> tuple[bool, str]:
@@ -128,12 +113,16 @@ def run_tile(p: Run) -> None:
 def check_tile_partial(p: Run) -> tuple[bool, str]:
     """Tiling counts as complete when every slide is done, or when it has run and only failures are left."""
     ok, why = check_tile(p)
-    return ok or (p.layout.table.is_file() and (p.layout.tiles / "manifest.csv").is_file() and _only_failures(p)), why
+    return ok or (p.layout.table.is_file() and _only_failures(p)), why
 
 
 def _only_failures(p: Run) -> bool:
-    with open(p.layout.tiles / "manifest.csv", newline="") as fh:
-        status = {r["slide_id"]: r["status"] for r in csv.DictReader(fh)}
+    from wsi_ssl.tiling.manifest import read_merged_manifest
+
+    merged = read_merged_manifest(p.layout.tiles)  # manifest.csv and any shard manifests of a job array
+    if not merged.files:
+        return False
+    status = {sid: r["status"] for sid, r in merged.rows.items()}
     done = set(tiled_ids(p))
     return all(status.get(sid) == "failed" for sid in read_ids(p.cohort_table()) if sid not in done)
 
@@ -285,6 +274,7 @@ CHECKS: dict[str, Check] = {
     "encoders": check_encoders,
     "embed": check_embed,
     "mil": check_mil,
+    "evaluate": check_evaluation,  # wsi_ssl/evaluate/pipeline_stage.py: only when `evaluation:` is set
 }
 RUNS: dict[str, Callable[[Run], None]] = {
     "cohort": run_cohort,
@@ -293,4 +283,5 @@ RUNS: dict[str, Callable[[Run], None]] = {
     "encoders": run_encoders,
     "embed": run_embed,
     "mil": run_mil,
+    "evaluate": run_evaluation,
 }

@@ -130,8 +130,21 @@ class KnnConfig(StrictModel):
     test_fraction: float | None = Field(None, gt=0.0, lt=1.0, deprecated="kNN is now leave-one-slide-out")
 
 
+class ProbeConfig(StrictModel):
+    """A labelled patch set scored with ``wsi-ssl evaluate``'s linear probe and kNN every ``val_every`` steps."""
+
+    data: str | None = None  # a folder of class sub-folders, a CSV, or a public dataset's folder
+    dataset: str = "folder"  # its kind, as `wsi-ssl evaluate --dataset`: folder, csv, crc, bach, mhist, pcam
+    mpp: float | None = Field(None, gt=0.0)  # microns per pixel of the patches (folder and csv need it)
+    max_patches: int = Field(2000, ge=20)  # stratified cap (a third of it for the test split)
+    seeds: list[int] = Field(default_factory=lambda: [0])  # linear-probe seeds per measurement
+    linear_max_steps: int = Field(2000, ge=1)  # eva's schedule, capped: it runs at every val_every
+    k: int = Field(20, ge=1)
+
+
 class MonitorConfig(StrictModel):
     knn: KnnConfig = Field(default_factory=KnnConfig)
+    probe: ProbeConfig = Field(default_factory=ProbeConfig)
 
 
 class PretrainConfig(StrictModel):

@@ -5,10 +5,16 @@ its normalised singular values. A collapsing SSL run shows it falling; a learnin
 rising. kNN accuracy (cosine similarity, temperature-weighted votes as in DINO's evaluation) is
 computed on the labelled tile sets of ``labels`` (its providers: a folder of class sub-folders or
 a CSV (path,label), and the known tissue classes of held-out tiles from the generated cohort).
+
+``monitor.probe`` is the general mechanism: a labelled patch set of any ``wsi-ssl evaluate``
+dataset kind, scored with the evaluation's own linear probe and kNN
+(``wsi_ssl.evaluate.monitor_probe``) as ``monitor/probe_{linear,knn}_<network>``, so the curve
+is the figure ``evaluate`` would report for that checkpoint. The cohort kNN stays as one provider.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
@@ -94,6 +100,7 @@ class MonitorCallback(L.Callback):
         self.k = k
         self.history: list[dict[str, float]] = []
         self._last_step = -1
+        self._probe: Any = None  # wsi_ssl.evaluate.monitor_probe.ProbeSet, read at the first measurement
 
     def measure(self, module: Any) -> dict[str, float]:
         """All monitor metrics for the module's backbones now (no logging)."""
@@ -106,6 +113,16 @@ class MonitorCallback(L.Callback):
             for set_name, data in self.knn_sets.items():
                 emb = self.embedder(net, data.images, device)
                 metrics[f"monitor/knn_{set_name}_{name}"] = knn_leave_group_out(emb, data.labels, data.groups, self.k)
+        probe_cfg = getattr(getattr(module, "cfg", None), "monitor", None)
+        if probe_cfg is not None and probe_cfg.probe.data:
+            from wsi_ssl.evaluate.monitor_probe import load_probe_set, probe_metrics
+
+            if self._probe is None:
+                self._probe = load_probe_set(probe_cfg.probe, self.embedder.size, getattr(module, "tile_mpp", None))
+            for name, net in nets.items():
+                got = probe_metrics(self._probe, functools.partial(self.embedder, net, device=device), probe_cfg.probe)
+                for proto, value in got.items():
+                    metrics[f"monitor/probe_{proto}_{name}"] = value
         return metrics
 
     def _run(self, trainer: L.Trainer, module: Any) -> None:

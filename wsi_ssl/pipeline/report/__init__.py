@@ -1,7 +1,8 @@
 """``report.html``: one self-contained page per pipeline run (see ``render`` for why self-contained).
 
 Sections: the headline comparison (pretrained vs random encoder), the cohort, pretraining, the
-slide-level models, and attention heatmaps. Built only from the run dir's files, so it can be
+slide-level models, attention heatmaps, "does the slide add to clinical data?" and the
+patch-level evaluation of the encoders (`wsi-ssl evaluate`). Built only from the run dir's files, so it can be
 rebuilt at any time (``build_report`` is also what a finished rerun of the pipeline does).
 """
 
@@ -16,7 +17,7 @@ from wsi_ssl.pipeline.layout import PipelineResult, Run
 from wsi_ssl.pipeline.report.headline import headline
 
 REPORT_NAME = "report.html"
-SECTION_IDS = ("comparison", "cohort", "pretraining", "slide-models", "heatmaps")
+SECTION_IDS = ("comparison", "cohort", "pretraining", "slide-models", "heatmaps", "clinical", "evaluation")
 
 
 def build_report(pipe: Run, result: PipelineResult | None = None) -> Path:
@@ -25,6 +26,7 @@ def build_report(pipe: Run, result: PipelineResult | None = None) -> Path:
     from wsi_ssl.pipeline.report.sections import (
         cohort_section,
         comparison_section,
+        extra_sections,
         heatmaps_section,
         models_section,
         pretraining_section,
@@ -38,6 +40,7 @@ def build_report(pipe: Run, result: PipelineResult | None = None) -> Path:
         pretraining_section(pipe),
         models_section(pipe),
         heatmaps_section(pipe),
+        *(section(pipe) for section in extra_sections()),
     ]
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     subtitle = f"run dir {pipe.layout.root} · tasks: {', '.join(pipe.cfg.mil)} · encoders: {', '.join(pipe.kinds)}"

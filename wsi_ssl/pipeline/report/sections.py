@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from wsi_ssl.pipeline.layout import Run
+from wsi_ssl.pipeline.report.baseline import pooled_linear_table
 from wsi_ssl.pipeline.report.figures import comparison_chart, data_uri, per_fold_ci, thumbnail_uri, tiles_histogram
 from wsi_ssl.pipeline.report.render import Raw, Section, ci, esc, figure, fmt, table
 
@@ -29,7 +30,9 @@ def _json(path: Path) -> dict[str, Any]:
 
 def cohort_section(p: Run) -> Section:
     rows = _read_csv(p.layout.table)
-    manifest = {r["slide_id"]: r for r in _read_csv(p.layout.tiles / "manifest.csv")}
+    from wsi_ssl.tiling.manifest import read_merged_manifest
+
+    manifest = read_merged_manifest(p.layout.tiles).rows  # manifest.csv merged with any shard manifests
     cohort_ids = [r["slide_id"] for r in _read_csv(p.cohort_table())]
     n_tiles = [int(manifest[r["slide_id"]].get("n_tiles") or 0) for r in rows if r["slide_id"] in manifest]
     facts: list[tuple[str, object]] = [
@@ -140,6 +143,7 @@ def models_section(p: Run) -> Section:
             col = f"<div><h4>{esc(KIND_TEXT.get(kind, kind))}</h4>"
             col += f"<p>{metrics.get('n_bags', '?')} patients, {metrics.get('folds', '?')} folds</p>"
             col += table(["metric (overall)", "value [95% CI]"], _metric_rows(metrics))
+            col += pooled_linear_table(metrics)  # the mean+max pooled linear model on the same folds
             folds = (
                 per_fold_ci(run / "oof_predictions.csv", kind_task, p.cfg.report.fold_bootstrap)
                 if (run / "oof_predictions.csv").is_file()
@@ -219,3 +223,12 @@ def fold_metric_label(task_kind: str) -> str:
     from wsi_ssl.mil.tasks.registry import get_task, task_kinds
 
     return get_task(task_kind).fold_metric_label if task_kind in task_kinds() else "metric"
+
+
+# Sections that live in modules of their own, shown after the built-in ones in this order
+# (each is ``(Run) -> Section`` and always returns its section, saying so when it has nothing).
+def extra_sections() -> list[Any]:
+    from wsi_ssl.pipeline.report.clinical import clinical_section  # "does the slide add to clinical data?"
+    from wsi_ssl.pipeline.report.evaluation import evaluation_section  # patch-level evaluation (evaluate)
+
+    return [clinical_section, evaluation_section]
