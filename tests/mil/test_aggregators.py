@@ -129,7 +129,7 @@ def test_auto_bag_forward_picks_per_bag_for_large_bags_on_cpu(monkeypatch: pytes
     model = _model("abmil")
     calls: list[str] = []
     monkeypatch.setattr(
-        MILModel, "forward_per_bag", lambda self, f, n: calls.append("per_bag") or torch.zeros(len(n), 2)
+        MILModel, "forward_per_bag", lambda self, f, n, side=None: calls.append("per_bag") or torch.zeros(len(n), 2)
     )
     run_batch(model, collate(_bags((600, 600))), "auto", min_instances=512)
     assert calls == ["per_bag"]

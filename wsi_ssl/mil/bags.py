@@ -38,6 +38,7 @@ class Bag:
     slide_ids: list[str] = field(default_factory=list)
     coords: np.ndarray | None = None  # [N, 2] level-0 pixels
     slide_index: np.ndarray | None = None  # [N] which of slide_ids each instance came from
+    side: np.ndarray | None = None  # [S] raw covariates + omics, NaN where missing (wsi_ssl.mil.clinical)
 
     def __len__(self) -> int:
         return int(self.features.shape[0])
@@ -57,6 +58,7 @@ class Batch:
     mask: torch.Tensor  # [B, N] bool, True for real instances; padding at the end of each row
     target: torch.Tensor  # [B] (long or float) or [B, 2]
     keys: list[str]
+    side: torch.Tensor | None = None  # [B, S] raw covariate/omics rows (NaN = missing), float32
 
     @property
     def x(self) -> torch.Tensor:
@@ -68,7 +70,8 @@ class Batch:
         """Move to ``device`` without waiting for the device (see :func:`to_device`)."""
         device = torch.device(device)
         move = lambda t: to_device(t, device)  # noqa: E731
-        return Batch(move(self.features), self.lengths, move(self.mask), move(self.target), self.keys)
+        side = None if self.side is None else move(self.side)
+        return Batch(move(self.features), self.lengths, move(self.mask), move(self.target), self.keys, side)
 
 
 def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -142,7 +145,11 @@ def load_bags(
 
 
 def pack(
-    features: Sequence[torch.Tensor], targets: Sequence[np.ndarray], keys: Sequence[str], pin: bool = False
+    features: Sequence[torch.Tensor],
+    targets: Sequence[np.ndarray],
+    keys: Sequence[str],
+    pin: bool = False,
+    sides: Sequence[np.ndarray | None] | torch.Tensor | None = None,
 ) -> Batch:
     """One packed batch from per-bag feature tensors (all on one device) and their targets."""
     lengths = [int(f.shape[0]) for f in features]
@@ -152,13 +159,23 @@ def pack(
     out = torch.empty(
         sum(lengths), features[0].shape[1], dtype=dtype, device=device, pin_memory=pin and device.type == "cpu"
     )
-    torch.cat([f.to(dtype) for f in features], out=out)
+    torch.cat([f if f.dtype == dtype else f.to(dtype) for f in features], out=out)
     n_max = max(lengths)
     mask = torch.arange(n_max).unsqueeze(0) < torch.tensor(lengths).unsqueeze(1)
     target = torch.from_numpy(np.stack([np.asarray(t) for t in targets]))
     target = target.long() if target.dtype in (torch.int32, torch.int64) else target.float()
+    side = None
+    if isinstance(sides, torch.Tensor):  # rows already gathered (FeatureBank)
+        side = to_device(sides, device)
+    elif sides is not None and len(sides) and all(s is not None for s in sides):
+        side = to_device(torch.from_numpy(np.stack([np.asarray(s, dtype=np.float32) for s in sides])), device)
     return Batch(
-        features=out, lengths=lengths, mask=to_device(mask, device), target=to_device(target, device), keys=list(keys)
+        features=out,
+        lengths=lengths,
+        mask=to_device(mask, device),
+        target=to_device(target, device),
+        keys=list(keys),
+        side=side,
     )
 
 
@@ -175,7 +192,7 @@ def collate(
     for bag in bags:
         keep = subsample(len(bag), max_instances, rng)
         chosen.append(torch.from_numpy(np.ascontiguousarray(bag.features if keep is None else bag.features[keep])))
-    return pack(chosen, [b.target for b in bags], [b.key for b in bags])
+    return pack(chosen, [b.target for b in bags], [b.key for b in bags], sides=[b.side for b in bags])
 
 
 def subsample(n: int, max_instances: int | None, rng: np.random.Generator | None) -> np.ndarray | None:

@@ -7,6 +7,8 @@ import logging
 import sys
 from typing import Any
 
+from wsi_ssl.shard import SHARD_HELP
+
 log = logging.getLogger(__name__)
 
 
@@ -29,6 +31,14 @@ def register(subparsers: Any) -> None:
     tr.add_argument("--epochs", type=int, default=None, help="override train.epochs")
     tr.add_argument("--device", default=None, help="override train.device (auto, cpu, cuda)")
     tr.add_argument(
+        "--shard", help=SHARD_HELP.replace("process only shard I", "train only folds I, I+N, ... (shard I)")
+    )
+    tr.add_argument(
+        "--merge",
+        action="store_true",
+        help="after a sharded run: train nothing, gather every fold's model into predictions and metrics",
+    )
+    tr.add_argument(
         "--set",
         action="append",
         default=[],
@@ -43,6 +53,9 @@ def register(subparsers: Any) -> None:
     pr.add_argument("--out", required=True, help="predictions CSV to write")
     pr.add_argument(
         "--slides", default=None, help="optional slide table (slide_id, patient_id) to choose slides and group patients"
+    )
+    pr.add_argument(
+        "--omics", default=None, help="per-patient omics table (runs trained with data.omics; default: the run's)"
     )
     pr.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1 ...")
     pr.add_argument("--batch-size", type=int, default=8, help="bags per forward pass")
@@ -64,19 +77,41 @@ def _train(args: argparse.Namespace) -> int:
     )
     import torch
 
+    from wsi_ssl.mil.cv import FoldNotTrainedError
     from wsi_ssl.mil.experiment import summary_line, train_run
     from wsi_ssl.mil.splits import SplitError
     from wsi_ssl.mil.table import SlideTableError
+    from wsi_ssl.shard import parse_shard
     from wsi_ssl.stores.features import FeatureFileError
 
     if cfg.train.num_threads:
         torch.set_num_threads(cfg.train.num_threads)
     try:
-        result = train_run(cfg, args.features, args.slides, args.out, args.slides_dir)
-    except (SlideTableError, SplitError, FeatureFileError) as exc:
+        if args.merge and args.shard:
+            raise ValueError("--merge gathers every shard's folds: give it without --shard")
+        shard = None if args.merge else parse_shard(args.shard)
+    except ValueError as exc:
         print(f"wsi-ssl mil train: {exc}", file=sys.stderr)
         return 2
+    try:
+        from wsi_ssl.mil.loading import MODEL_JSON
+        from wsi_ssl.storage.rundir import local_run_dir
+
+        with local_run_dir(args.out, last=MODEL_JSON) as out:  # an s3:// URL: published on return
+            result = train_run(cfg, args.features, args.slides, out, args.slides_dir, shard, args.merge)
+    except (SlideTableError, SplitError, FeatureFileError, FoldNotTrainedError) as exc:
+        print(f"wsi-ssl mil train: {exc}", file=sys.stderr)
+        return 2
+    if result.trained_folds is not None:
+        folds = ", ".join(map(str, result.trained_folds)) or "none (more shards than folds)"
+        print(f"shard {shard}: trained fold(s) {folds}; once every shard is done, gather them with --merge")
+        return 0
     print(summary_line(result))
+    from wsi_ssl.mil.clinical.compare import comparison_line
+
+    line = comparison_line(result.metrics)
+    if line:
+        print(line)
     return 0
 
 
@@ -96,9 +131,20 @@ def _predict(args: argparse.Namespace) -> int:
         print(f"wsi-ssl mil predict: --device {args.device!r}: {exc}", file=sys.stderr)
         return 2
     try:
-        df = predict_run(
-            args.model, args.features, args.out, args.slides, args.batch_size, str(device), args.max_bags_in_memory
-        )
+        from wsi_ssl.mil.loading import MODEL_JSON
+        from wsi_ssl.storage.rundir import fetched_run_dir
+
+        with fetched_run_dir(args.model, MODEL_JSON, ModelDirError) as model:  # an s3:// URL: a local copy
+            df = predict_run(
+                model,
+                args.features,
+                args.out,
+                args.slides,
+                args.batch_size,
+                str(device),
+                args.max_bags_in_memory,
+                args.omics,
+            )
     except (ModelDirError, SlideTableError, FeatureFileError) as exc:
         print(f"wsi-ssl mil predict: {exc}", file=sys.stderr)
         return 2

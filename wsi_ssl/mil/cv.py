@@ -1,7 +1,9 @@
 """Cross-validation: folds -> fitted fold models -> out-of-fold and test predictions -> metrics.
 
 Each finished fold leaves ``folds/fold_<k>/model.safetensors`` and then ``fold.json`` (written
-last), so an interrupted run resumes at the first unfinished fold. ``model.json``, the
+last), so an interrupted run resumes at the first unfinished fold. The same files let the folds
+be trained by the jobs of an array (``mil train --shard I/N``: folds I, I+N, ...) and gathered
+by a last run (``--merge``), which trains nothing and writes predictions and metrics. ``model.json``, the
 prediction CSVs and ``metrics.json`` are written at the end, each atomically.
 """
 
@@ -30,6 +32,7 @@ from wsi_ssl.mil.model import MILModel
 from wsi_ssl.mil.splits import make_folds
 from wsi_ssl.mil.tasks import get_task
 from wsi_ssl.mil.train import fit, pick_device, predict_bags
+from wsi_ssl.shard import Shard
 from wsi_ssl.stores.atomic import atomic_output
 
 log = logging.getLogger(__name__)
@@ -41,6 +44,11 @@ class CVResult:
     oof: pd.DataFrame
     test: pd.DataFrame | None
     oof_scores: dict[str, np.ndarray]  # bag key -> instance scores from its out-of-fold model
+    trained_folds: list[int] | None = None  # set by a sharded run: the folds it trained, nothing else
+
+
+class FoldNotTrainedError(ValueError):
+    """``--merge`` found folds that no shard has trained (yet) with this config and data."""
 
 
 def _write_csv(df: pd.DataFrame, path: Path) -> None:
@@ -53,6 +61,9 @@ def _write_json(obj: Any, path: Path) -> None:
         tmp.write_text(json.dumps(obj, indent=2, default=float))
 
 
+write_json = _write_json  # public: metrics.json is rewritten once the comparison is added
+
+
 def _fit_fingerprint(cfg: MilConfig, meta: dict[str, Any], bags: Sequence[Bag], fold: Any) -> str:
     """What a fold model depends on (config except eval, model shape, its bags): resume only on a match."""
     payload = {
@@ -62,6 +73,14 @@ def _fit_fingerprint(cfg: MilConfig, meta: dict[str, Any], bags: Sequence[Bag], 
         "sizes": [len(bags[i]) for i in fold.train],
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _is_trained(cfg: MilConfig, meta: dict[str, Any], bags: Sequence[Bag], fold: Any, run_dir: Path) -> bool:
+    fdir = fold_dir(run_dir, fold.index)
+    if not ((fdir / "fold.json").is_file() and (fdir / "model.safetensors").is_file()):
+        return False
+    info = json.loads((fdir / "fold.json").read_text())
+    return bool(info.get("fingerprint") == _fit_fingerprint(cfg, meta, bags, fold))
 
 
 def _fit_or_resume(
@@ -89,7 +108,13 @@ def _fit_or_resume(
         else:
             log.warning("fold %d: config, data or split changed since it was trained; training it again", fold.index)
     train = [bags[i] for i in fold.train]
-    res = fit(cfg, meta, train, [bags[i] for i in fold.val], seed=cfg.train.seed + fold.index)
+    fit_cfg, fit_meta, searched = cfg, meta, None
+    if cfg.train.search is not None:  # nested: chosen on this training fold only (never its test bags)
+        from wsi_ssl.mil.search import search_fold, with_params
+
+        searched = search_fold(cfg, meta, bags, np.concatenate([fold.train, fold.val]), fold.index)
+        fit_cfg, fit_meta = with_params(cfg, meta, searched["chosen"])
+    res = fit(fit_cfg, fit_meta, train, [bags[i] for i in fold.val], seed=cfg.train.seed + fold.index)
     info = {
         "index": fold.index,
         "weights": str(weights.relative_to(run_dir)),
@@ -103,6 +128,8 @@ def _fit_or_resume(
         "val_keys": [bags[i].key for i in fold.val],
         "fingerprint": sha,
     }
+    if searched is not None:
+        info["search"] = searched
     info.update(
         get_task(meta["task"]).fold_info(  # e.g. a Cox model's Breslow baseline
             meta, lambda: predict_bags(res.model, train, cfg.data.batch_size), np.stack([b.target for b in train])
@@ -153,14 +180,33 @@ def run_cv(
     run_dir: str | Path,
     test_bags: Sequence[Bag] = (),
     predefined_folds: np.ndarray | None = None,
+    shard: Shard | None = None,
+    train_missing: bool = True,
 ) -> CVResult:
-    """K-fold CV over ``bags`` (and ensembled prediction of ``test_bags``); writes the run dir."""
+    """K-fold CV over ``bags`` (and ensembled prediction of ``test_bags``); writes the run dir.
+
+    With a ``shard`` of several, only that shard's folds are trained (or found trained) and the
+    result holds just ``trained_folds``; ``train_missing=False`` (``--merge``) refuses to train,
+    naming every fold not yet trained.
+    """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     task = get_task(meta["task"])
     y = np.stack([np.asarray(b.target) for b in bags])
     patients = np.array([b.patient_id for b in bags])
     folds = make_folds(task.kind, y, patients, cfg.eval.folds, cfg.train.val_fraction, cfg.train.seed, predefined_folds)
+    if shard is not None and shard.count > 1:  # one job of an array: its folds, gathered by --merge
+        mine = [fold for fold in folds if shard.owns(fold.index)]
+        for fold in mine:
+            _fit_or_resume(cfg, meta, bags, fold, run_dir)
+        return CVResult({}, pd.DataFrame(), None, {}, trained_folds=[fold.index for fold in mine])
+    if not train_missing:
+        missing = [fold.index for fold in folds if not _is_trained(cfg, meta, bags, fold, run_dir)]
+        if missing:
+            raise FoldNotTrainedError(
+                f"--merge: fold(s) {', '.join(map(str, missing))} of {len(folds)} are not trained in {run_dir} with "
+                "this config and data; run the missing shards (mil train --shard I/N) first"
+            )
     times = task.eval_times(y)
     device = pick_device(cfg.train.device)
     oof: dict[str, np.ndarray] = {}
@@ -199,6 +245,10 @@ def run_cv(
         "oof": task.metrics(y, oof, cfg.eval.bootstrap, cfg.eval.ci, times, cfg.train.seed, train_target=y),
         "per_fold": per_fold,
     }
+    if cfg.train.search is not None:  # the values each outer fold's search chose
+        from wsi_ssl.mil.search import search_summary
+
+        metrics["search"] = search_summary(cfg, fold_infos)
     oof_df = prediction_frame(meta, bags, oof, times, fold_of)
     test_df = None
     if test_bags:

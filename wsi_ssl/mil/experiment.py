@@ -23,6 +23,7 @@ from wsi_ssl.mil.cv import CVResult, run_cv
 from wsi_ssl.mil.model import model_meta
 from wsi_ssl.mil.table import read_slide_table, target_array, validate_slide_table
 from wsi_ssl.mil.tasks import get_task
+from wsi_ssl.shard import Shard
 from wsi_ssl.stores.features import encoder_identity, feature_path, read_feature_attrs
 
 log = logging.getLogger(__name__)
@@ -104,8 +105,13 @@ def train_run(
     slides_csv: str | Path,
     out_dir: str | Path,
     slides_dir: str | Path | None = None,
+    shard: Shard | None = None,
+    merge: bool = False,
 ) -> CVResult:
-    """Validate, load, cross-validate, and write everything into ``out_dir``."""
+    """Validate, load, cross-validate, and write everything into ``out_dir``.
+
+    A ``shard`` of several trains only its folds and returns (``result.trained_folds``); a later
+    ``merge`` run gathers them (see ``cv``)."""
     out_dir = Path(out_dir)
     task = cfg.task
     df = validate_slide_table(read_slide_table(slides_csv), task, features_dir, cfg.eval.folds, cfg.data.group_by)
@@ -115,12 +121,23 @@ def train_run(
     kind = get_task(task.kind)
     classes = kind.classes(df, task)  # None unless classification
     train_df, test_df = _split_test(df)
+    from wsi_ssl.mil.clinical.tables import attach_side, load_side_inputs
+
+    # covariate columns and the omics table are checked before any feature file is read
+    d = cfg.data
+    side_spec, omics = load_side_inputs(
+        df, d.covariates, d.categorical, d.omics, d.omics_components, Path(slides_csv).parent
+    )
     bags = load_bags(train_df, features_dir, target_array(train_df, task, classes), cfg.data.group_by)
     test_bags = (
         load_bags(test_df, features_dir, target_array(test_df, task, classes), cfg.data.group_by)
         if len(test_df)
         else []
     )
+    if side_spec is not None:
+        attach_side(bags, train_df, side_spec, omics, d.group_by)
+        if test_bags:
+            attach_side(test_bags, test_df, side_spec, omics, d.group_by)
     predefined = None
     if "fold" in train_df.columns:
         key_col = "patient_id" if cfg.data.group_by == "patient" else "slide_id"
@@ -137,11 +154,28 @@ def train_run(
     )
     meta = model_meta(dim, cfg.aggregator, task.kind, classes, task.survival_loss, task.n_bins)
     meta["group_by"] = cfg.data.group_by
+    if side_spec is not None:  # the raw covariate/omics layout, so `mil predict` builds the same rows
+        meta["fusion"] = cfg.model.fusion.model_dump(mode="json")
+        meta["side"] = side_spec.to_json()
     # Which encoder made the features, so `mil predict` refuses features of another one.
     meta["encoder"] = encoder_identity(read_feature_attrs(feature_path(features_dir, bags[0].slide_ids[0])))
     out_dir.mkdir(parents=True, exist_ok=True)
     dump_config(cfg, out_dir / "config.yaml")
-    result = run_cv(cfg, meta, bags, out_dir, test_bags, predefined)
+    result = run_cv(cfg, meta, bags, out_dir, test_bags, predefined, shard=shard, train_missing=not merge)
+    if result.trained_folds is not None:  # one job of an array: the --merge run writes the rest
+        return result
+    if side_spec is not None and cfg.eval.compare:  # does the slide add to the clinical data?
+        from wsi_ssl.mil.clinical.compare import add_comparison
+        from wsi_ssl.mil.cv import write_json
+
+        add_comparison(cfg, meta, bags, result, out_dir, side_spec, predefined)
+        write_json(result.metrics, out_dir / "metrics.json")
+    if cfg.eval.pooled_linear.enabled:  # the simple baseline every run is measured against
+        from wsi_ssl.mil.baselines import add_pooled_linear
+        from wsi_ssl.mil.cv import write_json
+
+        add_pooled_linear(cfg, meta, bags, result)
+        write_json(result.metrics, out_dir / "metrics.json")
     extras: dict[str, Any] = {}
     if cfg.eval.plots:
         extras["plots"] = kind.plots(result.oof, classes, out_dir / "plots", "oof")
@@ -175,4 +209,8 @@ def _confident_first(oof: pd.DataFrame, task: str, classes: list[str] | None) ->
 
 def summary_line(result: CVResult) -> str:
     parts = [f"{k} {v['value']:.3f} [{v['ci_low']:.3f}, {v['ci_high']:.3f}]" for k, v in result.metrics["oof"].items()]
-    return f"out-of-fold ({result.metrics['n_bags']} bags, {result.metrics['folds']} folds): " + ", ".join(parts)
+    line = f"out-of-fold ({result.metrics['n_bags']} bags, {result.metrics['folds']} folds): " + ", ".join(parts)
+    from wsi_ssl.mil.baselines.pooled import baseline_line
+
+    baseline = baseline_line(result.metrics)
+    return line if baseline is None else f"{line}\n{baseline}"

@@ -50,6 +50,9 @@ class FeatureBank:
         self.lengths = [len(b) for b in bags]
         self.features = [torch.from_numpy(np.ascontiguousarray(b.features)).to(self.device) for b in bags]
         self.targets = [np.asarray(b.target) for b in bags]
+        # raw covariate/omics rows, stacked once: a step gathers its rows instead of re-stacking
+        has_side = bool(bags) and all(b.side is not None for b in bags)
+        self.sides = torch.from_numpy(np.stack([np.asarray(b.side, np.float32) for b in bags])) if has_side else None
         self.nbytes = nbytes
 
     @property
@@ -79,5 +82,6 @@ class FeatureBank:
             [self.targets[i] for i in idx],
             [self.keys[i] for i in idx],
             pin=not self.on_device and self.target_device.type == "cuda",
+            sides=None if self.sides is None else self.sides[torch.as_tensor(list(idx))],
         )
         return batch.to(self.target_device)

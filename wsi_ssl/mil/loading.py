@@ -93,17 +93,22 @@ class MILEnsemble(nn.Module):
         return [m for m in self.models if isinstance(m, MILModel)]
 
     @torch.no_grad()
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
-        preds = [m.predict(x, mask) for m in self.fold_models]
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, side: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """``side`` [B, S]: raw covariate/omics rows (``wsi_ssl.mil.clinical.tables.side_rows``);
+        None, or NaN entries, take the model's learned "missing" embeddings."""
+        preds = [m.predict(x, mask, side) for m in self.fold_models]
         fold_only = get_task(self.meta["task"]).fold_only_outputs  # e.g. survival bins: differ between folds
         keys = [k for k in preds[0] if k not in fold_only]
         return {k: torch.stack([p[k] for p in preds]).mean(dim=0) for k in keys}
 
     @torch.no_grad()
-    def predict_bag(self, features: np.ndarray | torch.Tensor) -> dict[str, torch.Tensor]:
+    def predict_bag(
+        self, features: np.ndarray | torch.Tensor, side: np.ndarray | None = None
+    ) -> dict[str, torch.Tensor]:
         x = torch.as_tensor(np.asarray(features, dtype=np.float32)).unsqueeze(0)
         x = x.to(next(self.parameters()).device)
-        out = self.forward(x, torch.ones(x.shape[:2], dtype=torch.bool, device=x.device))
+        s = None if side is None else torch.as_tensor(np.asarray(side, dtype=np.float32)).reshape(1, -1).to(x.device)
+        out = self.forward(x, torch.ones(x.shape[:2], dtype=torch.bool, device=x.device), s)
         return {k: v[0] for k, v in out.items()}
 
 

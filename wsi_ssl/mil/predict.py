@@ -4,6 +4,12 @@ Bags are slides, or patients when the run grouped by patient and a slide table w
 ``patient_id`` is given. Predictions are averaged over the fold models in probability / value /
 risk space; survival probabilities at the run's evaluation times are averaged per time point.
 Every tile is used (no subsampling at prediction time).
+
+A run trained with covariates/omics (``data.covariates``, ``data.omics``) reads them from the
+slide table given and from the omics table (``--omics``, else the one the run was trained with,
+if it is still there). Whatever is absent (no table, a missing column, a patient without omics)
+takes the model's learned "missing" embedding: the rule the run was trained with, never an
+imputation (``docs/mil.md``, "Clinical covariates and omics").
 """
 
 from __future__ import annotations
@@ -62,6 +68,7 @@ def predict_run(
     batch_size: int = 8,
     device: str = "cpu",
     max_bags_in_memory: int = 256,
+    omics: str | Path | None = None,
 ) -> pd.DataFrame:
     """Write one row per bag to ``out_csv`` (replaced only when every bag is predicted) and return it.
 
@@ -73,9 +80,18 @@ def predict_run(
     df = prediction_table(features_dir, slides_csv)
     group_by = meta.get("group_by", "slide") if slides_csv is not None else "slide"
     times = np.asarray(meta["eval_times"]) if meta.get("eval_times") else None
+    from wsi_ssl.mil.clinical.tables import SideSpec, attach_side, read_omics
+
+    spec = SideSpec.from_json(meta.get("side"))
+    omics_path = omics if omics is not None else (spec.omics_path if spec is not None else None)
+    omics_table = read_omics(omics_path) if omics_path is not None and Path(omics_path).is_file() else None
+    if omics is not None and omics_table is None:
+        raise SlideTableError(f"--omics {omics}: file not found")
     frames = []
     for chunk in bag_chunks(df, group_by, max_bags_in_memory):
         bags = load_bags(chunk, features_dir, np.empty((len(chunk), 0)), group_by, encoder=meta.get("encoder"))
+        if spec is not None:
+            attach_side(bags, chunk, spec, omics_table, group_by)
         dim = bags[0].features.shape[1]
         if dim != meta["input_dim"]:
             raise SlideTableError(

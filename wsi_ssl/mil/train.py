@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import logging
 import time as _time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,6 +58,8 @@ def prepare_model(
         model.feat_std.copy_(torch.from_numpy(std))
     for name, value in model.task.fitted_buffers(cfg.task, meta, y).items():  # target stats, time bins
         model.get_buffer(name).copy_(value)
+    if model.side_encoder is not None:  # covariate/omics statistics: training fold only
+        model.side_encoder.fit(np.stack([b.side for b in train_bags if b.side is not None]))
     return model, model.task.class_weights(cfg.task, meta, y)
 
 
@@ -72,8 +74,8 @@ def run_batch(model: MILModel, batch: Batch, mode: str = "batched", min_instance
         mode == "auto" and batch.features.device.type == "cpu" and sum(lengths) / max(len(lengths), 1) >= min_instances
     )
     if per_bag:
-        return model.forward_per_bag(batch.features, lengths)
-    return model.forward_packed(batch.features, lengths, batch.mask)
+        return model.forward_per_bag(batch.features, lengths, batch.side)
+    return model.forward_packed(batch.features, lengths, batch.mask, batch.side)
 
 
 @torch.no_grad()
@@ -91,9 +93,18 @@ def forward_all(
 
 
 def fit(
-    cfg: MilConfig, meta: dict[str, Any], train_bags: Sequence[Bag], val_bags: Sequence[Bag], seed: int
+    cfg: MilConfig,
+    meta: dict[str, Any],
+    train_bags: Sequence[Bag],
+    val_bags: Sequence[Bag],
+    seed: int,
+    on_epoch: Callable[[int, MILModel], None] | None = None,
 ) -> FitResult:
-    """Train on ``train_bags``; keep the weights of the epoch with the lowest validation loss."""
+    """Train on ``train_bags``; keep the weights of the epoch with the lowest validation loss.
+
+    ``on_epoch(epoch, model)`` runs after each epoch (the nested search scores the model there:
+    one run of the longest epoch count serves every shorter one, as the trajectory is the same).
+    """
     started = _time.perf_counter()
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -143,6 +154,8 @@ def fit(
                 break
         history.append(row)
         log.debug("epoch %d %s", epoch, row)
+        if on_epoch is not None:
+            on_epoch(epoch, model)
     if y_val is None:
         best_state, best_epoch = model.state_dict(), int(history[-1]["epoch"])
     model.load_state_dict(best_state)
@@ -165,7 +178,7 @@ def predict_bags(
     per_bag: list[dict[str, np.ndarray]] = [{} for _ in bags]
     for idx in batch_indices([len(b) for b in bags], batch_size, rng=None, bucket=True):
         b = collate([bags[i] for i in idx]).to(device)
-        pred = model.predict_packed(b.features, b.lengths, b.mask)
+        pred = model.predict_packed(b.features, b.lengths, b.mask, b.side)
         if not keep_scores:
             pred.pop("scores", None)
         host = {k: v.float().cpu().numpy() for k, v in pred.items()}  # one copy per batch and output

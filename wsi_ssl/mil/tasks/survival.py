@@ -44,17 +44,19 @@ class Survival(Task):
     fold_metric_label = "C-index"
 
     def fold_metric(self, predictions: pd.DataFrame) -> float:
-        """Harrell's C of the predicted risk (NaN without an event)."""
+        """Harrell's C of the predicted risk (NaN without an event or a comparable pair)."""
         from sksurv.metrics import concordance_index_censored
 
         event = predictions["event"].to_numpy().astype(bool)
         if not event.any():
             return float("nan")
-        return float(
-            concordance_index_censored(event, predictions["time"].to_numpy(float), predictions["risk"].to_numpy(float))[
-                0
-            ]
-        )
+        try:
+            c = concordance_index_censored(
+                event, predictions["time"].to_numpy(float), predictions["risk"].to_numpy(float)
+            )
+        except ValueError:  # no comparable pair (a tiny fold or resample): undefined, not an error
+            return float("nan")
+        return float(c[0])
 
     fold_only_outputs = (CURVES,)
     missing_columns_hint = " (a survival task needs 'time' and 'event')"
@@ -133,8 +135,13 @@ class Survival(Task):
     ) -> dict[str, Any]:
         if meta.get("survival_loss") == "discrete":
             return {}  # the curves come from the model's own bins
-        t, h = breslow_baseline(predict_train()["risk"], y_train[:, 0], y_train[:, 1])
-        return {"baseline_times": t.tolist(), "baseline_cumhaz": h.tolist()}
+        risk = predict_train()["risk"]
+        t, h = breslow_baseline(risk, y_train[:, 0], y_train[:, 1])
+        # The partial likelihood ignores a constant added to every risk, so each fold model's risks
+        # sit at an arbitrary level (the head's bias drifts under Adam on a zero gradient); pooled
+        # out-of-fold C-indexes and fold ensembles compare risks across folds, so they are centred
+        # on the training fold's mean.
+        return {"baseline_times": t.tolist(), "baseline_cumhaz": h.tolist(), "risk_offset": float(np.mean(risk))}
 
     def fold_outputs(
         self,
@@ -144,12 +151,15 @@ class Survival(Task):
         fold_info: dict[str, Any],
         times: np.ndarray | None,
     ) -> dict[str, np.ndarray]:
-        if times is None:
-            return {}
-        if meta.get("survival_loss") == "discrete":
-            return {"survival_at_times": discrete_survival_at(pred[CURVES], bin_edges, times)}
-        base_t, base_h = np.asarray(fold_info["baseline_times"]), np.asarray(fold_info["baseline_cumhaz"])
-        return {"survival_at_times": cox_survival(pred["risk"], times, base_t, base_h)}
+        out: dict[str, np.ndarray] = {}
+        if times is not None and meta.get("survival_loss") == "discrete":
+            out["survival_at_times"] = discrete_survival_at(pred[CURVES], bin_edges, times)
+        elif times is not None:  # S(t) from the risk the baseline was fitted with, before centring
+            base_t, base_h = np.asarray(fold_info["baseline_times"]), np.asarray(fold_info["baseline_cumhaz"])
+            out["survival_at_times"] = cox_survival(pred["risk"], times, base_t, base_h)
+        if "risk_offset" in fold_info:  # Cox: centred on the training fold (fold_info)
+            out["risk"] = pred["risk"] - fold_info["risk_offset"]
+        return out
 
     def metrics(
         self,
