@@ -21,9 +21,11 @@ COMMAND_MODULES = (
     "wsi_ssl.slide.command",  # info
     "wsi_ssl.synthetic.command",  # demo-cohort
     "wsi_ssl.tiling.command",  # tile
+    "wsi_ssl.export.command",  # export-geojson
     "wsi_ssl.pretrain.command",  # pretrain, export
     "wsi_ssl.encoders.command",  # encoders list / show
     "wsi_ssl.embed.command",  # embed
+    "wsi_ssl.evaluate.command",  # evaluate
     "wsi_ssl.mil.command",  # mil train / mil predict
     "wsi_ssl.serve.command",  # serve
     "wsi_ssl.pipeline.command",  # run

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from wsi_ssl.resources import resolve_config_path
+
+if TYPE_CHECKING:
+    from wsi_ssl.storage.paths import AnyPath
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -117,6 +120,8 @@ def load_config(
         raise ConfigError(format_validation_error(exc, source)) from None
 
 
-def dump_config(cfg: BaseModel, path: str | Path) -> None:
+def dump_config(cfg: BaseModel, path: str | AnyPath) -> None:
     """Write the resolved config next to a run's outputs, so a run says exactly what it did."""
-    Path(path).write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+    from wsi_ssl.storage.paths import as_path  # a run's folder may be an object-storage URL
+
+    as_path(path).write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
