@@ -168,3 +168,17 @@ def test_bad_covariate_config_is_a_clear_error(tmp_path: Path, make_cohort) -> N
         MilConfig.model_validate({"model": {"fusion": "cross_attention"}})
     with pytest.raises(ValueError, match="unknown fusion kind 'early'"):
         MilConfig.model_validate({"model": {"fusion": "early"}})
+
+
+def test_integer_codes_name_the_same_level_with_or_without_empty_cells() -> None:
+    """pandas reads grade 1/2/3 with an empty cell as 1.0/2.0/3.0: the level is still "3", and a
+    prediction table without empty cells (read as integers) matches it."""
+    train = pd.DataFrame({"patient_id": ["a", "b", "c", "d"], "grade": [1, 3, None, 2]})
+    assert train["grade"].dtype.kind == "f"
+    spec = build_spec(train, ["grade"], ["grade"])
+    assert spec.covariates[0].levels == ["1", "2", "3"]
+    later = pd.DataFrame({"patient_id": ["e", "f"], "grade": [3, 1]})
+    assert later["grade"].dtype.kind == "i"
+    np.testing.assert_array_equal(side_rows(later, spec, None), [[0, 0, 1], [1, 0, 0]])
+    as_text = pd.DataFrame({"patient_id": ["g"], "grade": ["2.0"]})
+    np.testing.assert_array_equal(side_rows(as_text, spec, None), [[0, 1, 0]])

@@ -11,6 +11,7 @@ vector for new slides: an unknown level or absent column counts as missing.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -145,7 +146,7 @@ def build_spec(
     for name in covariates:
         col = df[name]
         if name in categorical or not _is_numeric(col):
-            levels = sorted({str(v) for v in col.dropna()})
+            levels = sorted({level_name(v) for v in col.dropna()})
             covs.append(Covariate(name, levels))
         else:
             covs.append(Covariate(name, None))
@@ -153,6 +154,19 @@ def build_spec(
     if omics_components and omics is not None and omics_components > len(feats):
         raise ConfigError(f"data.omics_components={omics_components} exceeds the {len(feats)} omics features")
     return SideSpec(covs, feats, omics_path, omics_components if omics is not None else 0)
+
+
+_INTEGRAL_TEXT = re.compile(r"[+-]?\d+\.0+")
+
+
+def level_name(value: object) -> str:
+    """A categorical value's level name. pandas reads a column of integer codes with an empty
+    cell as floats, so grade 3 is ``3.0`` in one table and ``3`` in another (with no empty cell):
+    integral floats, and their text, name the level ``3`` in both."""
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    text = str(value).strip()
+    return text.split(".")[0] if _INTEGRAL_TEXT.fullmatch(text) else text
 
 
 def side_rows(df: pd.DataFrame, spec: SideSpec, omics: pd.DataFrame | None) -> np.ndarray:
@@ -165,11 +179,12 @@ def side_rows(df: pd.DataFrame, spec: SideSpec, omics: pd.DataFrame | None) -> n
             parts.append(pd.to_numeric(col, errors="coerce").to_numpy(np.float64)[:, None])
         else:
             text = col.astype(object).where(col.notna(), None)
+            known = [level_name(lvl) for lvl in c.levels]
             onehot = np.full((n, len(c.levels)), np.nan)
             for i, v in enumerate(text):
-                if v is not None and str(v) in c.levels:
+                if v is not None and level_name(v) in known:
                     onehot[i] = 0.0
-                    onehot[i, c.levels.index(str(v))] = 1.0
+                    onehot[i, known.index(level_name(v))] = 1.0
             parts.append(onehot)
     if spec.omics_features:
         block = np.full((n, len(spec.omics_features)), np.nan)
