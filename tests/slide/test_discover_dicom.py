@@ -43,6 +43,17 @@ def test_a_flat_folder_with_two_series_is_two_slides(flat: Path, dicom_src: Path
             assert len(slide.levels) == 12 and slide.dimensions == (2220, 2967)
 
 
+def test_a_dcm_file_named_on_its_own_is_named_by_its_series(flat: Path) -> None:
+    b = next(iter(sorted(flat.glob("b-level-0-*.dcm"))))
+    (entry,) = discover_slides([b])
+    assert entry.slide_id == series_uid(b) and entry.path == b  # not the file name "b-level-0-frames-0-30"
+    labelled = flat.parent / "labelled.dcm"
+    ds = pydicom.dcmread(b)
+    ds.ContainerIdentifier = "S-2026-0042"
+    ds.save_as(labelled)
+    assert [e.slide_id for e in discover_slides([labelled])] == ["S-2026-0042"]  # the scanner's label
+
+
 def test_a_series_over_sub_folders_is_one_slide(dicom_src: Path, tmp_path: Path, shared_data: Path) -> None:
     root = tmp_path / "case7"
     for f in sorted(dicom_src.glob("*.dcm")):

@@ -67,6 +67,7 @@ def test_tile_from_bucket_into_bucket_reads_tiles_not_files(
     before = remote_slides.fetched()
     assert main(["tile", f"{bucket}/slides/", "--out", f"{bucket}/tiles", *tile_args]) == 0
     fetched = remote_slides.fetched().bytes - before.bytes
+    requests = remote_slides.fetched().requests - before.requests
     assert "tiled 2/2 slides" in capsys.readouterr().out
 
     needed = low_levels = file_bytes = n_tiles = 0
@@ -75,6 +76,7 @@ def test_tile_from_bucket_into_bucket_reads_tiles_not_files(
         assert remote.attrs["source_path"] == f"{bucket}/slides/{sid}.tiff"
         np.testing.assert_array_equal(remote.coords, local.coords)
         np.testing.assert_array_equal(remote.tiles(), local.tiles())
+        assert remote.attrs["pixel_backend"] == "native-tiff"  # the local file's decoder (remote.py)
         slide = local_slides / f"{sid}.tiff"
         needed += _needed_source_bytes(slide, remote.coords, 224)
         with tifffile.TiffFile(slide) as tf:  # the tissue mask reads a low level whole
@@ -82,12 +84,46 @@ def test_tile_from_bucket_into_bucket_reads_tiles_not_files(
         file_bytes += os.path.getsize(slide)
         n_tiles += len(remote)
     print(
-        f"{n_tiles} tiles: fetched {fetched} B ({fetched / n_tiles:.0f} B/tile); needed {needed} B; files {file_bytes} B"
+        f"{n_tiles} tiles: fetched {fetched} B ({fetched / n_tiles:.0f} B/tile) in {requests} range requests; "
+        f"needed {needed} B; files {file_bytes} B"
     )
     assert fetched <= 1.5 * needed + low_levels + 2 * 2 * remote_slides.BLOCK_SIZE
     assert fetched < 0.8 * file_bytes
     manifest = pd.read_csv(_s3().open(f"{bucket}/tiles/manifest.csv"))
     assert sorted(manifest["status"]) == ["done", "done"]
+
+
+def test_remote_region_read_fetches_its_source_tiles_in_one_batch(
+    bucket: str, local_slides: Path, upload: Upload, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A region read at a URL: the native decoder (as for the local file), the same pixels, and
+    one request per row of source tiles (a row is stored back to back) carrying just their
+    compressed bytes."""
+    from wsi_ssl.slide.readers import open_slide
+
+    url = upload(local_slides / "a.tiff", f"{bucket}/a.tiff")
+    x0, y0, size = 300, 200, 900  # away from the probe read at the centre (native_tiff.probe_box)
+    with tifffile.TiffFile(local_slides / "a.tiff") as tf:
+        page = tf.pages[0]
+        tw, across = int(page.tilewidth), -(-int(page.imagewidth) // int(page.tilewidth))
+        rows = range(y0 // tw, (y0 + size - 1) // tw + 1)
+        cols = range(x0 // tw, (x0 + size - 1) // tw + 1)
+        needed = int(sum(page.databytecounts[r * across + c] for r in rows for c in cols))
+    with open_slide(url) as remote, open_slide(local_slides / "a.tiff") as local:
+        assert remote.pixel_backend == "native-tiff"
+        before = remote_slides.fetched()
+        got = remote.read_region(x0, y0, 0, size, size)
+        after = remote_slides.fetched()
+        np.testing.assert_array_equal(got, local.read_region(x0, y0, 0, size, size))
+
+        # Announced regions beyond half of the prefetch memory wait for their turn (block_reader);
+        # source tiles shared by regions count once.
+        monkeypatch.setattr(remote_slides, "PREFETCH_KEEP", 2 * needed)
+        region, elsewhere = (x0, y0, 0, size, size), (x0 + size, y0 + size, 0, size, size)
+        assert remote.prefetch_regions([region, elsewhere, region]) == 1  # type: ignore[attr-defined]
+        assert remote.prefetch_regions([region, region, elsewhere]) == 2  # type: ignore[attr-defined]
+    assert after.requests - before.requests <= len(rows) < len(rows) * len(cols)
+    assert needed <= after.bytes - before.bytes <= needed + len(rows) * remote_slides.MERGE_GAP
 
 
 def _die_after_shards(n: int) -> Callable[[], None]:

@@ -35,7 +35,9 @@ def dicom_frames_mislabelled_rgb(path: str | Path, properties: Mapping[str, str]
         return False
     if not properties.get("dicom.TransferSyntaxUID", "").startswith("1.2.840.10008.1.2.4.50"):
         return False  # only baseline JPEG carries this ambiguity
-    with open(path, "rb") as f:
+    from wsi_ssl.storage.paths import as_path, open_binary
+
+    with open_binary(as_path(path), block_size=1 << 20) as f:  # a local file or a slide URL
         head = f.read(1 << 20)
     start = head.find(_SOI)
     return start >= 0 and _jpeg_says_ycbcr(head[start : start + 4096])

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from wsi_ssl.slide.sniff import VL_WSI_SOP_CLASS
+from wsi_ssl.storage.paths import open_binary
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,8 @@ def read_series(files: list[Path]) -> tuple[list[DicomSeries], list[Path]]:
     unreadable: list[Path] = []
     for f in sorted(files):
         try:
-            ds = pydicom.dcmread(f, stop_before_pixels=True, specific_tags=_TAGS)
+            with open_binary(f) as fh:  # a local file, or a URL read with ranged requests
+                ds = pydicom.dcmread(fh, stop_before_pixels=True, specific_tags=_TAGS)
         except Exception:  # noqa: BLE001 - not DICOM, or truncated: the caller reports it as a slide
             unreadable.append(f)
             continue

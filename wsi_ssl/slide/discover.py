@@ -166,6 +166,28 @@ def _read_csv(path: Path) -> list[SlideEntry]:
         return entries
 
 
+def _dicom_file_entry(path: Path) -> SlideEntry:
+    """A ``.dcm`` file named on its own: named by its series (the scanner's container identifier,
+    else the SeriesInstanceUID), as in a folder, not by its file name. A file that is not a
+    whole-slide image, or whose header is unreadable, keeps its stem: the run reports why it fails."""
+    series, _ = read_series([path])
+    if not series or not series[0].is_wsi:
+        return SlideEntry(path.stem, path)
+    return SlideEntry(series[0].container_id or series[0].series_uid, path)
+
+
+def _remote_dicom_entries(url: str) -> list[SlideEntry]:
+    """The DICOM series under a URL prefix (headers read with ranged requests), named as in a
+    local folder; one ``.dcm`` URL is one slide, its series gathered when it is opened."""
+    root = as_path(url)
+    if root.suffix.lower() == ".dcm":
+        return [SlideEntry(root.stem, root)]
+    if not root.is_dir():
+        return []
+    found = sorted((p for p in root.rglob("*.dcm") if not p.name.startswith(".")), key=str)
+    return dicom_entries(found) if found else []
+
+
 def discover_slides(inputs: list[str | Path]) -> list[SlideEntry]:
     """Slides named by files, folders (searched recursively) and CSVs; slide_ids must be unique."""
     entries: list[SlideEntry] = []
@@ -174,6 +196,7 @@ def discover_slides(inputs: list[str | Path]) -> list[SlideEntry]:
             from wsi_ssl.slide.readers.remote import list_remote_slides
 
             entries.extend(SlideEntry(sid, url) for sid, url in list_remote_slides(str(raw), SLIDE_SUFFIXES))
+            entries.extend(_remote_dicom_entries(str(raw)))
             continue
         p = Path(raw)
         if p.suffix.lower() == ".csv" and p.is_file():
@@ -183,6 +206,8 @@ def discover_slides(inputs: list[str | Path]) -> list[SlideEntry]:
                 entries.append(SlideEntry(_zarr_id(p), p))
             else:
                 entries.extend(_search_folder(p))
+        elif p.exists() and p.suffix.lower() == ".dcm":
+            entries.append(_dicom_file_entry(p))
         elif p.exists():
             entries.append(SlideEntry(p.stem, p))
         else:

@@ -100,9 +100,24 @@ def display(path: AnyPath) -> str:
     return str(path) if is_upath(path) else os.path.abspath(str(path))
 
 
+_OPEN_SIZES: dict[str, int] = {}
+"""URL -> size of an object that a reader of this process holds open (``note_open_size``)."""
+
+
+def note_open_size(url: str, size: int | None) -> None:
+    """Record the size of an object a reader has opened (from the one HEAD request it made), or
+    forget it (``None``) when the reader closes: ``file_size`` then answers without a second
+    request per slide and worker (slide/readers/remote.py)."""
+    if size is None:
+        _OPEN_SIZES.pop(url, None)
+    else:
+        _OPEN_SIZES[url] = int(size)
+
+
 def file_size(path: AnyPath) -> int:
     if is_upath(path):
-        return int(path.fs.size(path.path))
+        known = _OPEN_SIZES.get(str(path))
+        return known if known is not None else int(path.fs.size(path.path))
     return os.path.getsize(str(path))
 
 
@@ -126,6 +141,14 @@ def remove(path: UPath) -> None:
     except FileNotFoundError:
         pass
     path.fs.invalidate_cache()
+
+
+def open_binary(path: AnyPath, block_size: int = 64 * 1024) -> Any:
+    """A binary file to read from: ``open()`` for a local file; for a URL an fsspec file whose
+    reads are ranged requests of ``block_size`` (header reads: pydicom, the JPEG colour probe)."""
+    if is_upath(path):
+        return path.fs.open(path.path, "rb", block_size=block_size, cache_type="readahead")
+    return open(path, "rb")
 
 
 def open_h5(path: AnyPath) -> Any:

@@ -52,12 +52,25 @@ def iter_tiles(
         return
     t, rs = plan.tile_size, plan.read_size
     interp = cv2.INTER_AREA if rs > t else cv2.INTER_LINEAR
+    # A slide at a URL fetches the source tiles of the regions it is told of in one request batch
+    # (slide/readers/remote.py): the regions are announced in the order they will be read, and
+    # those it had no room for are announced again when their turn comes.
+    prefetch = getattr(slide, "prefetch_regions", None)
+    fetched_to = 0  # regions before this index are announced
+    ds = plan.downsample
     if slide.cheap_small_reads:
+        tiles = (
+            [(int(round(x * ds)), int(round(y * ds)), plan.level, rs, rs) for x, y in positions.tolist()]
+            if prefetch is not None
+            else []
+        )
         # Native TIFF decoding with a tile cache: read each tile into one small reused buffer, in
         # the store's block-major order (so cached source tiles are reused); no big region buffer,
         # no page faults, one copy per pixel.
         buf = np.empty((rs, rs, 3), np.uint8)
         for i, (x, y) in enumerate(positions.tolist()):
+            if prefetch is not None and i >= fetched_to:
+                fetched_to = i + prefetch(tiles[i:])
             slide.read_region_into(int(round(x * plan.downsample)), int(round(y * plan.downsample)), plan.level, buf)
             yield i, buf if plan.native else cv2.resize(buf, (t, t), interpolation=interp)
         return
@@ -65,12 +78,11 @@ def iter_tiles(
     order = np.argsort(block_ids, kind="stable")
     bounds = np.flatnonzero(np.diff(block_ids[order])) + 1
     groups = [g for block_group in np.split(order, bounds) for g in _dense_groups(positions, block_group, rs)]
-    prefetch = getattr(slide, "prefetch_regions", None)  # a slide at a URL: one request batch (slide/readers/remote.py)
-    if prefetch is not None:
-        boxes = [(positions[g].min(axis=0), positions[g].max(axis=0) + rs) for g in groups]
-        ds = plan.downsample
-        prefetch([(int(round(a[0] * ds)), int(round(a[1] * ds)), plan.level, *(b - a).tolist()) for a, b in boxes])
-    for group in groups:
+    boxes = [(positions[g].min(axis=0), positions[g].max(axis=0) + rs) for g in groups] if prefetch else []
+    regions = [(int(round(a[0] * ds)), int(round(a[1] * ds)), plan.level, *(b - a).tolist()) for a, b in boxes]
+    for k, group in enumerate(groups):
+        if prefetch is not None and k >= fetched_to:
+            fetched_to = k + prefetch(regions[k:])
         pos = positions[group]
         x0, y0 = int(pos[:, 0].min()), int(pos[:, 1].min())
         x1, y1 = int(pos[:, 0].max()) + rs, int(pos[:, 1].max()) + rs

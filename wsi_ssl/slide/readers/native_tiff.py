@@ -15,9 +15,12 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import tifffile
 
 from wsi_ssl.slide.readers.base import rgba_to_rgb
 
@@ -28,11 +31,17 @@ class NativeTiffRegions:
     name = "native-tiff"
 
     def __init__(
-        self, path: str | Path, level_dimensions: list[tuple[int, int]], downsamples: list[float], cache_tiles: int = 96
+        self,
+        path: str | Path | tifffile.TiffFile,
+        level_dimensions: list[tuple[int, int]],
+        downsamples: list[float],
+        cache_tiles: int = 96,
     ) -> None:
         import tifffile
 
-        self._tif = tifffile.TiffFile(str(path))
+        # An open TiffFile is used as it is: a slide at a URL (remote.py) shares tiffslide's,
+        # whose file object serves prefetched source tiles from memory.
+        self._tif = path if isinstance(path, tifffile.TiffFile) else tifffile.TiffFile(str(path))
         series = self._tif.series[0]
         pages = [lv.keyframe for lv in series.levels]
         dims = [(int(p.imagewidth), int(p.imagelength)) for p in pages]
@@ -102,21 +111,28 @@ class NativeTiffRegions:
             pass
 
 
-def verified_native_regions(path: Path, slide: Any) -> NativeTiffRegions | None:
+def probe_box(level0: tuple[int, int]) -> tuple[int, int, int]:
+    """``(x, y, size)`` of the probe read of ``verified_native_regions``: up to 300 x 300 px at the
+    centre of level 0 (a slide at a URL fetches its source tiles first, remote.py)."""
+    w, h = level0
+    size = min(300, w, h)
+    return max(0, w // 2 - size // 2), max(0, h // 2 - size // 2), size
+
+
+def verified_native_regions(path: Path | tifffile.TiffFile, slide: Any) -> NativeTiffRegions | None:
     """A direct tile decoder over the same file, if it decodes exactly OpenSlide's pixels.
 
-    ``slide`` is the open ``openslide.OpenSlide``. Measured (benchmarks/tile.py): decoding the
-    TIFF's own tiles directly is several times faster than OpenSlide's region reads (no
-    premultiplied-ARGB compositing, no PIL round trip). The check is one probe read of up to
-    300 x 300 px at the centre of level 0; a file that fails it keeps OpenSlide.
+    ``slide`` is the open ``openslide.OpenSlide`` (or ``tiffslide.TiffSlide``, whose API is the
+    same, with ``path`` its open TiffFile: a slide at a URL, remote.py). Measured
+    (benchmarks/tile.py): decoding the TIFF's own tiles directly is several times faster than
+    OpenSlide's region reads (no premultiplied-ARGB compositing, no PIL round trip). The check is
+    one probe read (``probe_box``); a file that fails it keeps OpenSlide.
     """
     try:
         fast = NativeTiffRegions(path, list(slide.level_dimensions), list(slide.level_downsamples))
     except Exception:  # noqa: BLE001 - not a plain tiled RGB TIFF pyramid: keep OpenSlide
         return None
-    w, h = slide.level_dimensions[0]
-    size = min(300, w, h)
-    x, y = max(0, w // 2 - size // 2), max(0, h // 2 - size // 2)
+    x, y, size = probe_box(slide.level_dimensions[0])
     ref = rgba_to_rgb(np.asarray(slide.read_region((x, y), 0, (size, size))))
     try:
         got: np.ndarray | None = fast.read_region((x, y), 0, (size, size))

@@ -60,7 +60,8 @@ class OpenSlideReader(ReaderBase):
         return {k: str(v) for k, v in self._slide.properties.items()}
 
     def _vendor(self) -> str:
-        return self.properties.get(f"{self._prefix}.vendor") or "generic-tiff"
+        vendor = self.properties.get(f"{self._prefix}.vendor")
+        return vendor if vendor and vendor != "None" else "generic-tiff"  # tiffslide writes "None" for a plain TIFF
 
     def _objective_power(self) -> float | None:
         return positive_float(self.properties.get(f"{self._prefix}.objective-power"))

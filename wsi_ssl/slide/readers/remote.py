@@ -1,21 +1,26 @@
 """Slides at ``s3://``, ``gs://`` or ``https://`` URLs, read in place with ranged reads.
 
-``wsi_ssl.slide.readers.open_slide`` hands any URL here (``register_url_opener``, its one hook). The slide is read
-by tiffslide (TIFF-family formats: SVS, generic and OME TIFF, NDPI...) over an fsspec file object,
-so tifffile's reads of the header, the tile offsets and each source tile become HTTP range
-requests; nothing is downloaded whole. OpenSlide reads local files only and is not offered for
-URLs; DICOM over object storage is not supported yet (docs/storage.md).
+``wsi_ssl.slide.readers.open_slide`` hands any URL here (``register_url_opener``, its one hook).
+A TIFF-family slide (SVS, generic and OME TIFF, NDPI...) is read by tiffslide over an fsspec file
+object, so tifffile's reads of the header, the tile offsets and each source tile become HTTP range
+requests; nothing is downloaded whole. A DICOM series goes to ``remote_dicom.py`` (wsidicom).
+OpenSlide reads local files only and is not offered for URLs (docs/storage.md).
 
 Two kinds of reads, two paths (``fetched()`` counts the bytes of both, per process):
 
 - The header and tile offset tables: many small reads, served by a block cache of
-  ``BLOCK_SIZE`` blocks (a few requests per slide).
-- The source tiles of a region: tifffile reads them one after another (seek, read) under a lock,
-  which over HTTP would be one round trip each, in series. Before each region read the reader
-  looks up the byte ranges of every source tile the region overlaps in the level's offset table
-  and fetches them all in one concurrent ``cat_ranges`` call (neighbouring tiles, which a TIFF
-  stores back to back, merged into one range); tifffile's reads are then served from memory
-  (``PrefetchFile``). The bytes fetched are the compressed source tiles, no more.
+  ``BLOCK_SIZE`` blocks (a few requests per slide). One HEAD request per open gives the size
+  (``note_open_size`` lets the tiling plan reuse it instead of asking again).
+- The source tiles of a region: decoded, as for a local SVS or generic TIFF, by the native TIFF
+  decoder (``native_tiff.py``: no zarr/asyncio round trip per read, tile by tile reads), over
+  tiffslide's own TiffFile and after the same probe read proved it gives tiffslide's pixels. It
+  reads source tiles one after another (seek, read), which over HTTP would be one round trip
+  each, in series. So before a region is read its source tiles' byte ranges are looked up in the
+  level's offset table and fetched in one concurrent ``cat_ranges`` call (ranges closer than
+  ``MERGE_GAP``, e.g. a row of tiles stored back to back, merged into one), and the tiling block
+  reader announces a whole shard's tiles the same way (``prefetch_regions``); the decoder's reads
+  are then served from memory (``PrefetchFile``). The bytes fetched are the compressed source
+  tiles, plus gaps under ``MERGE_GAP``.
 """
 
 from __future__ import annotations
@@ -31,10 +36,10 @@ from typing import Any, cast
 import numpy as np
 from upath import UPath
 
-from wsi_ssl.slide.readers.base import BackendCannotOpen, SlideOpenError, SlideReader
+from wsi_ssl.slide.readers.base import BackendCannotOpen, RegionSource, SlideOpenError, SlideReader
 from wsi_ssl.slide.readers.registry import register_url_opener
 from wsi_ssl.slide.readers.tiffslide import TiffSlideReader
-from wsi_ssl.storage.paths import AnyPath, as_path
+from wsi_ssl.storage.paths import AnyPath, as_path, note_open_size
 
 BLOCK_SIZE = 64 * 1024  # GDAL reads COGs over HTTP in 16 KiB ranges; a source tile is 10-60 KiB
 CACHE_TYPE = "blockcache"
@@ -78,8 +83,11 @@ def _count(n_requests: int, n_bytes: int) -> None:
 
 
 PREFETCH = True  # benchmarks/remote_tile.py turns it off to measure what it gains
+NATIVE = True  # the native TIFF decoder for URLs too (``_fast_region_source``); off: tiffslide's reads
 PREFETCH_KEEP = 32 * 1024 * 1024  # bytes of source tiles kept per open slide
-MERGE_GAP = 4096  # ranges closer than this are fetched as one (tiles of a row are back to back)
+MERGE_GAP = 16 * 1024  # ranges closer than this are fetched as one: a gap under one source tile
+# (10-60 KiB of JPEG) costs less than a request (~5 ms of CPU on loopback S3, client and server);
+# 32 KiB already fetched > 80% of a small sparse slide (tests/storage), 4 KiB twice the requests
 
 
 class PrefetchFile(io.RawIOBase):
@@ -167,6 +175,25 @@ class PrefetchFile(io.RawIOBase):
         super().close()
 
 
+class PrefetchingRegions:
+    """A ``RegionSource`` that fetches a region's source tiles in one batch (``prefetch``) before
+    the decoder under it reads them one by one from the file."""
+
+    def __init__(self, inner: RegionSource, prefetch: Callable[[int, int, int, int, int], None]) -> None:
+        self._inner, self._prefetch = inner, prefetch
+        self.name = inner.name
+
+    def read_region(
+        self, location: tuple[int, int], level: int, size: tuple[int, int], out: np.ndarray | None = None
+    ) -> np.ndarray:
+        if PREFETCH:
+            self._prefetch(int(location[0]), int(location[1]), int(level), int(size[0]), int(size[1]))
+        return self._inner.read_region(location, level, size, out)
+
+    def close(self) -> None:
+        self._inner.close()
+
+
 def open_remote_file(path: UPath, info: dict[str, Any] | None = None) -> Any:
     """A seekable binary file over ``path`` whose reads are ranged requests (counted); the
     ``info`` of a HEAD request already made saves the one the file object would make."""
@@ -208,10 +235,11 @@ class RemoteTiffSlideReader(TiffSlideReader):
         self._info = info
         try:
             self._open()
+            note_open_size(str(remote), int(info["size"]))
         except Exception as exc:  # tifffile's and fsspec's own error types
             raise BackendCannotOpen(path, self.backend, exc) from exc  # type: ignore[arg-type]
         try:
-            self._init_metadata(mpp_override, fast_reads=False)  # the native fast path is local-only
+            self._init_metadata(mpp_override, fast_reads=fast_reads)
         except BaseException:
             self.close()
             raise
@@ -222,27 +250,46 @@ class RemoteTiffSlideReader(TiffSlideReader):
         self._file = open_remote_file(self._remote, self._info)
         self._slide = tiffslide.TiffSlide(self._file)
 
+    def _fast_region_source(self) -> RegionSource | None:
+        """The native TIFF decoder (native_tiff.py) over tiffslide's open TiffFile, if its probe
+        read gives tiffslide's pixels: no zarr/asyncio round trip per region read, and tile by
+        tile reads (``cheap_small_reads``) as for a local slide. Its reads prefetch like ours."""
+        from wsi_ssl.slide.readers.native_tiff import probe_box, verified_native_regions
+        from wsi_ssl.slide.readers.openslide import _FAST_VENDORS
+
+        vendor = self._slide.properties.get("tiffslide.vendor") or "generic-tiff"  # None for a generic TIFF
+        if not NATIVE or vendor not in _FAST_VENDORS:
+            return None
+        if PREFETCH:  # the probe's source tiles in one request, not one block request each
+            x, y, size = probe_box(self._slide.level_dimensions[0])
+            self._prefetch_region(x, y, 0, size, size)
+        native = verified_native_regions(self._slide.ts_tifffile, self._slide)
+        return None if native is None else PrefetchingRegions(native, self._prefetch_region)
+
     def _read_raw(self, x0: int, y0: int, level: int, width: int, height: int) -> np.ndarray:
         if PREFETCH:
             self._prefetch_region(x0, y0, level, width, height)
         return super()._read_raw(x0, y0, level, width, height)
 
-    def prefetch_regions(self, regions: list[tuple[int, int, int, int, int]]) -> None:
-        """Fetch the source tiles of several coming ``(x0, y0, level, width, height)`` region reads
-        in one request batch (the block reader announces a shard's regions); as many regions as
-        fit in half of ``PREFETCH_KEEP``, the rest are fetched when they are read."""
+    def prefetch_regions(self, regions: list[tuple[int, int, int, int, int]]) -> int:
+        """Fetch the source tiles of coming ``(x0, y0, level, width, height)`` region reads in one
+        request batch (the block reader announces a shard's regions): as many leading regions as
+        fit in half of ``PREFETCH_KEEP`` (at least one). Returns how many; the block reader
+        announces the rest when it gets to them."""
         if not PREFETCH:
-            return
+            return len(regions)
         ranges: dict[int, int] = {}
-        total = 0
+        total = covered = 0
         for region in regions:
             more = {o: n for o, n in self._region_ranges(*region) if o not in ranges}
-            if ranges and total + sum(more.values()) > PREFETCH_KEEP // 2:
+            if covered and total + sum(more.values()) > PREFETCH_KEEP // 2:
                 break
             ranges.update(more)
             total += sum(more.values())
+            covered += 1
         if ranges:
             self._file.prefetch(list(ranges.items()))
+        return covered
 
     def _prefetch_region(self, x0: int, y0: int, level: int, width: int, height: int) -> None:
         """Fetch the source tiles that the region overlaps, all at once (module doc)."""
@@ -275,6 +322,7 @@ class RemoteTiffSlideReader(TiffSlideReader):
         ]
 
     def _close(self) -> None:
+        note_open_size(str(self._remote), None)
         try:
             self._slide.close()
         finally:
@@ -286,12 +334,17 @@ class RemoteTiffSlideReader(TiffSlideReader):
 def open_remote_slide(
     path: str | AnyPath, backend: str = "auto", mpp_override: float | None = None, fast_reads: bool = True
 ) -> SlideReader:
-    """The reader for a slide URL (see module doc); ``backend`` must be ``auto`` or ``tiffslide``."""
+    """The reader for a slide URL (see module doc); ``backend`` must be ``auto`` or ``tiffslide``
+    (``auto`` or ``wsidicom`` for a DICOM series: ``remote_dicom.py``)."""
     url = as_path(path)
     if not isinstance(url, UPath):  # a file:// URL: a local file after all
         from wsi_ssl.slide.readers.registry import open_slide
 
         return open_slide(url, backend, mpp_override, fast_reads)
+    from wsi_ssl.slide.readers.remote_dicom import RemoteWsiDicomReader, is_dicom_url
+
+    if backend in ("auto", "wsidicom") and is_dicom_url(url):
+        return RemoteWsiDicomReader(url, mpp_override=mpp_override, fast_reads=fast_reads)
     if backend not in REMOTE_BACKENDS:
         raise SlideOpenError(
             f"cannot open {url} with backend {backend!r}: slides at URLs are read with tiffslide "
@@ -302,7 +355,8 @@ def open_remote_slide(
 
 def list_remote_slides(url: str, suffixes: set[str]) -> list[tuple[str, AnyPath]]:
     """``(slide_id, url)`` for one slide URL, or for every slide file under a URL prefix
-    (searched recursively; DICOM series are not grouped remotely); none for an empty prefix."""
+    (searched recursively; ``.dcm`` objects are grouped into series by the caller,
+    ``discover.py``); none for an empty prefix."""
     root = as_path(url)
     assert isinstance(root, UPath)
     if root.suffix.lower() in suffixes:

@@ -19,6 +19,7 @@ from wsi_ssl.slide.dicom_series import read_series
 from wsi_ssl.slide.readers.base import ReaderBase, SlideRefusedError
 from wsi_ssl.slide.readers.registry import register_reader
 from wsi_ssl.slide.sniff import FileFacts
+from wsi_ssl.storage.paths import open_binary
 
 
 def series_files(path: Path) -> list[Path]:
@@ -72,7 +73,8 @@ class WsiDicomReader(ReaderBase):
     def _read_properties(self) -> dict[str, str]:
         import pydicom
 
-        ds = pydicom.dcmread(self._files[0], stop_before_pixels=True)
+        with open_binary(self._files[0]) as fh:  # a local file, or a URL (remote_dicom.py)
+            ds = pydicom.dcmread(fh, stop_before_pixels=True)
         props = {
             "openslide.vendor": "dicom",  # the key the DICOM colour check (color.py) keys on
             "dicom.PhotometricInterpretation": str(ds.get("PhotometricInterpretation", "")),
