@@ -49,10 +49,18 @@ for _ in $(seq 50); do curl -fsS -o /dev/null "http://127.0.0.1:$port/" 2>/dev/n
 secrets=(--secret "id=pip.conf,src=$pipdir/pip.conf")
 [[ ! -f "$pipdir/ca.crt" ]] || secrets+=(--secret "id=ca.crt,src=$pipdir/ca.crt")
 
+previous="$(podman image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)"
 start=$SECONDS
 podman build --network host --layers \
   --file "$here/Dockerfile.$flavour" --ignorefile "$here/Dockerfile.$flavour.dockerignore" \
   --build-arg "BASE=$BASE_IMAGE" --build-arg "TORCH_INDEX=$TORCH_INDEX" \
   "${secrets[@]}" --tag "$IMAGE" "${@:2}" "$repo"
+# The image this build replaced, with the cached layers only it used (a superseded code layer,
+# or gigabytes of torch after a lock change), so that CI runs on one machine do not fill its disk.
+# Other images are left alone; `podman rmi` refuses one still tagged elsewhere or used by a container.
+current="$(podman image inspect --format '{{.Id}}' "$IMAGE")"
+if [[ -n "$previous" && "$previous" != "$current" ]]; then
+  podman rmi "$previous" >/dev/null 2>&1 || echo "[image] kept the previous $IMAGE ($previous): still tagged or in use"
+fi
 size=$(podman image inspect --format '{{.Size}}' "$IMAGE")
 echo "[image] $IMAGE: $((size / 1000000)) MB, built in $((SECONDS - start)) s"

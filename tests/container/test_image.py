@@ -84,7 +84,10 @@ def hf_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (snap / "config.json").write_text(json.dumps(config))
     (repo / "refs").mkdir()
     (repo / "refs" / "main").write_text(revision)
-    os.chmod(home, 0o755)  # readable by the image's user
+    # Readable by the image's user: safetensors writes its file 0600, and tmp_path_factory makes
+    # its folders 0700 (the container sees only this folder, so the parents' modes do not matter).
+    for path in [home, *home.rglob("*")]:
+        os.chmod(path, 0o755 if path.is_dir() else 0o644)
     return home
 
 
