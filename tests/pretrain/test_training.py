@@ -108,6 +108,17 @@ def test_run_resume_export_round_trip(tiles_dir: Path, tmp_path: Path) -> None:
     assert torch.equal(embed(model, tiles, torch.device("cpu")), embed(teacher, tiles, torch.device("cpu")))
 
 
+def test_a_run_cut_by_its_time_cap_says_so(tiles_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A wall-clock cap that ends the run before max_steps is not a finished training: the summary,
+    the log and the pipeline report say how many steps ran."""
+    run = tmp_path / "run"
+    with caplog.at_level(logging.WARNING, logger="wsi_ssl.pretrain.run"):
+        _run(tiny_config("dino", trainer={"max_steps": 50, "max_minutes": 1e-4}), tiles_dir, run)
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["stopped_by_max_minutes"] and summary["steps"] < summary["max_steps"] == 50
+    assert f"after {summary['steps']} of 50 steps" in caplog.text and "trainer.max_minutes" in caplog.text
+
+
 def test_a_rerun_resumes_and_names_what_changed(
     tiles_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

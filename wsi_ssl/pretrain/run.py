@@ -193,6 +193,9 @@ def _run_pretrain(cfg: PretrainConfig, tiles: Sequence[str], run_dir: Path, must
         summary: dict[str, Any] = {
             "method": cfg.method,
             "steps": int(trainer.global_step),
+            "max_steps": int(t.max_steps),
+            # the wall-clock cap ended the run before max_steps: said here, in the log and in the report
+            "stopped_by_max_minutes": bool(t.max_minutes) and int(trainer.global_step) < int(t.max_steps),
             "seconds": round(seconds, 1),
             "tiles_train": int(len(train_pos)),
             "tiles_holdout": int(len(holdout_pos)),
@@ -214,4 +217,13 @@ def _run_pretrain(cfg: PretrainConfig, tiles: Sequence[str], run_dir: Path, must
             changes,
             run_dir,
         )
+        if summary["stopped_by_max_minutes"]:
+            log.warning(
+                "pretraining stopped at trainer.max_minutes=%g after %d of %d steps: the encoder is "
+                "under-trained; rerun the same command with a larger --set trainer.max_minutes=... to "
+                "continue from the last checkpoint",
+                t.max_minutes,
+                trainer.global_step,
+                t.max_steps,
+            )
     return run_dir

@@ -99,7 +99,12 @@ def pretraining_section(p: Run) -> Section:
         ("architecture", enc.get("arch")),
         ("embedding dim", enc.get("embed_dim")),
         ("input size (px) / tile MPP", f"{enc.get('input_size')} / {enc.get('mpp')}"),
-        ("steps", summary.get("steps")),
+        (
+            "steps",
+            f"{summary.get('steps')} of {summary.get('max_steps')}: stopped by trainer.max_minutes (under-trained)"
+            if summary.get("stopped_by_max_minutes")
+            else summary.get("steps"),
+        ),
         ("minutes", round(float(summary.get("seconds", 0)) / 60, 1)),
         ("training / held-out tiles", f"{summary.get('tiles_train')} / {summary.get('tiles_holdout')}"),
     ]
