@@ -315,3 +315,35 @@ def test_features_of_two_encoders_are_never_mixed(tmp_path: Path, make_cohort, c
         == 2
     )
     assert "but the model by uni" in capsys.readouterr().err
+
+
+def test_a_survival_run_with_covariates_prints_no_third_party_noise(tmp_path: Path, make_cohort) -> None:  # type: ignore[no-untyped-def]
+    """A fresh process, as a user runs it: our progress and summary lines, no library warnings
+    (torchsurv's torch.jit.script deprecation at import) or library info lines (numexpr)."""
+    import subprocess
+    import sys
+
+    feats, df = make_cohort(tmp_path, n_patients=20)
+    df["age"] = np.random.default_rng(0).normal(60, 10, len(df)).round()
+    table = tmp_path / "slides.csv"
+    df.to_csv(table, index=False)
+    args = ["--features", str(feats), "--slides", str(table), "--out", str(tmp_path / "run"), "--folds", "3"]
+    args += ["--config", str(CONFIGS / "abmil_survival.yaml"), *FAST, "--set", "data.covariates=[age]"]
+    args += ["--set", "model.fusion=late"]
+    done = subprocess.run(
+        [sys.executable, "-m", "wsi_ssl.cli", "mil", "train", *args], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Warning" not in done.stderr and "numexpr" not in done.stderr, done.stderr[-3000:]
+    assert "comparison (C-index, out of fold)" in done.stdout + done.stderr
+
+
+def test_fold_metric_of_a_resample_without_comparable_pairs_is_nan_and_silent() -> None:
+    import warnings
+
+    from wsi_ssl.mil.tasks.registry import get_task
+
+    tied = pd.DataFrame({"event": [1, 1], "time": [2.0, 2.0], "risk": [0.1, 0.2]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.isnan(get_task("survival").fold_metric(tied))

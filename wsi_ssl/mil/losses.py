@@ -16,7 +16,11 @@ import warnings
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torchsurv.loss.cox import neg_partial_log_likelihood
+
+with warnings.catch_warnings():
+    # torchsurv scripts a validator with torch.jit.script at import, which torch >= 2.10 deprecates
+    warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
+    from torchsurv.loss.cox import neg_partial_log_likelihood
 
 
 def cox_nll(

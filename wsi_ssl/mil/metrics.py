@@ -105,11 +105,14 @@ def survival_metrics(
     ev = event.astype(bool)
     out: dict[str, float] = {}
     try:
-        out["c_index"] = float(concordance_index_censored(ev, time, risk)[0])
-    except ValueError as exc:  # no event, or no comparable pair
+        with np.errstate(invalid="ignore", divide="ignore"):  # no comparable pair: 0/0 -> NaN
+            out["c_index"] = float(concordance_index_censored(ev, time, risk)[0])
+    except ValueError as exc:  # no event
         out["c_index"] = float("nan")
         if missing is not None:
             missing["c_index"] = str(exc)
+    if missing is not None and not np.isfinite(out["c_index"]) and "c_index" not in missing:
+        missing["c_index"] = "no comparable pair (no event before another row's time)"
     names = ["uno_c", "td_auc"] + (["ibs"] if surv is not None else [])
 
     def all_missing(why: str) -> dict[str, float]:
@@ -145,13 +148,21 @@ def survival_metrics(
         computations["ibs"] = lambda: (
             float(integrated_brier_score(y_train, y, surv[:, ok], times_ok)) if len(times_ok) > 1 else float("nan")
         )
+    undefined = {
+        "uno_c": "no comparable pair before the evaluation horizon",
+        "td_auc": "an evaluation time without an event before it or a row still at risk after it",
+    }
     for name, compute in computations.items():
         try:
-            out[name] = compute()
+            # an undefined value comes back as NaN (0/0 inside scikit-survival), reasoned below
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out[name] = compute()
         except (ValueError, ZeroDivisionError) as exc:  # e.g. no comparable pair, no event before a time
             out[name] = float("nan")
             if missing is not None:
                 missing[name] = str(exc)
+        if missing is not None and not np.isfinite(out[name]) and name not in missing and name in undefined:
+            missing[name] = undefined[name]
     if "ibs" in out and not np.isfinite(out["ibs"]) and missing is not None and "ibs" not in missing:
         missing["ibs"] = "the integrated Brier score needs at least two evaluation times"
     return out

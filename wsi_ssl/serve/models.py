@@ -26,6 +26,7 @@ from __future__ import annotations
 import importlib
 import json
 import threading
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -116,7 +117,11 @@ def _torchscript_predictor(name: str, files: list[Path]) -> Predictor:
     modules = []
     for path in files:
         try:
-            modules.append(torch.jit.load(str(path), map_location="cpu").eval())
+            with warnings.catch_warnings():
+                # TorchScript is the format users export fold models in; torch >= 2.10 deprecates
+                # loading it, and the API's console is no place for that notice on every start.
+                warnings.filterwarnings("ignore", message=r"`torch\.jit\.load` is deprecated", category=FutureWarning)
+                modules.append(torch.jit.load(str(path), map_location="cpu").eval())
         except (RuntimeError, ValueError, OSError) as exc:
             raise ModelLoadError(f"model {name!r}: {path} is not a TorchScript file ({exc})") from None
 

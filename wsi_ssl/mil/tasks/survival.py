@@ -51,9 +51,10 @@ class Survival(Task):
         if not event.any():
             return float("nan")
         try:
-            c = concordance_index_censored(
-                event, predictions["time"].to_numpy(float), predictions["risk"].to_numpy(float)
-            )
+            with np.errstate(invalid="ignore", divide="ignore"):  # no comparable pair: 0/0, NaN below
+                c = concordance_index_censored(
+                    event, predictions["time"].to_numpy(float), predictions["risk"].to_numpy(float)
+                )
         except ValueError:  # no comparable pair (a tiny fold or resample): undefined, not an error
             return float("nan")
         return float(c[0])
