@@ -12,26 +12,17 @@ import pytest
 from wsi_ssl.cli import main
 
 
+def _two_encoders(out: Path, encoders: list[Path], patches: Path, *extra: str) -> list[str]:
+    """``wsi-ssl evaluate`` of both test encoders on the demo patch set (1.0 um/px) into ``out``."""
+    enc = [a for e in encoders[:2] for a in ("--encoder", str(e))]
+    return ["evaluate", *enc, "--dataset", "csv", "--data", str(patches), "--mpp", "1.0", "--out", str(out), *extra]
+
+
 def test_two_encoders_side_by_side_and_cached(
     tmp_path: Path, demo_patches: Path, encoders: list[Path], fast: list[str]
 ) -> None:
     out = tmp_path / "eval"
-    argv = [
-        "evaluate",
-        "--encoder",
-        str(encoders[0]),
-        "--encoder",
-        str(encoders[1]),
-        "--dataset",
-        "csv",
-        "--data",
-        str(demo_patches),
-        "--mpp",
-        "1.0",
-        "--out",
-        str(out),
-        *fast,
-    ]
+    argv = _two_encoders(out, encoders, demo_patches, *fast)
     assert main(argv) == 0
     merged = json.loads((out / "results.json").read_text())
     assert merged["encoders"] == ["enc_a", "enc_b"]
@@ -61,20 +52,8 @@ def test_two_encoders_side_by_side_and_cached(
 
 def test_shard_takes_its_encoder(tmp_path: Path, demo_patches: Path, encoders: list[Path], fast: list[str]) -> None:
     out = tmp_path / "eval"
-    argv = [
-        "evaluate",
-        "--encoder",
-        str(encoders[0]),
-        "--encoder",
-        str(encoders[1]),
-        "--dataset",
-        "csv",
-        "--data",
-        str(demo_patches),
-        "--mpp",
-        "1.0",
-        "--out",
-        str(out),
+    argv = _two_encoders(out, encoders, demo_patches)
+    argv += [
         "--shard",
         "1/2",
         "--set",

@@ -148,9 +148,10 @@ def survival_metrics(
         computations["ibs"] = lambda: (
             float(integrated_brier_score(y_train, y, surv[:, ok], times_ok)) if len(times_ok) > 1 else float("nan")
         )
-    undefined = {
+    undefined = {  # why a metric that came back NaN is undefined on these rows
         "uno_c": "no comparable pair before the evaluation horizon",
         "td_auc": "an evaluation time without an event before it or a row still at risk after it",
+        "ibs": "the integrated Brier score needs at least two evaluation times",
     }
     for name, compute in computations.items():
         try:
@@ -161,10 +162,8 @@ def survival_metrics(
             out[name] = float("nan")
             if missing is not None:
                 missing[name] = str(exc)
-        if missing is not None and not np.isfinite(out[name]) and name not in missing and name in undefined:
+        if missing is not None and not np.isfinite(out[name]) and name not in missing:
             missing[name] = undefined[name]
-    if "ibs" in out and not np.isfinite(out["ibs"]) and missing is not None and "ibs" not in missing:
-        missing["ibs"] = "the integrated Brier score needs at least two evaluation times"
     return out
 
 

@@ -19,8 +19,9 @@ The clinical-only part ``eta_clin`` is as strong as the slide's part (standard d
 for both over 2,000 patients). With the first version's weights (0.07 per year, 0.9 z, loadings
 0.9; sd 1.1) a perfect reading of it could add at most ~0.05 of C to a perfect reading of the
 slide on the quickstart's 40 patients, less than the noise of a 40-patient C-index, so no model
-could show on the demo what fusion adds. Loadings of 1.5 put the g00-g04 and g05-g09 blocks above the noise
-floor of a 50-feature PCA on ~32 training patients (at 0.9 their eigenvalues sit at its edge).
+could show on the demo what fusion adds. Loadings of 1.5 put the g00-g04 and g05-g09 blocks
+above the noise floor of a 50-feature PCA on ~32 training patients (at 0.9 their eigenvalues sit
+at its edge).
 """
 
 from __future__ import annotations
